@@ -1,0 +1,147 @@
+//! Starting the brokers under test: millrace-broker (built in release mode on demand) or a peer
+//! broker given as a command line.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// Builds millrace-broker in release mode and returns its path (next to this benchmark).
+pub fn build_broker() -> anyhow::Result<PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "millrace-broker",
+            "--bin",
+            "millrace-broker",
+        ])
+        .status()
+        .context("running cargo build for millrace-broker")?;
+    if !status.success() {
+        bail!("building millrace-broker failed");
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .context("benchmark executable has no directory")?;
+    Ok(dir.join("millrace-broker"))
+}
+
+/// `tansu broker` on the local host when `tansu` is on PATH.
+pub fn tansu_command() -> Option<String> {
+    let found = std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .any(|dir| Path::new(dir).join("tansu").is_file());
+    found.then(|| {
+        "tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port} --storage-engine file://{dir}".to_string()
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub struct BrokerProcess {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl BrokerProcess {
+    pub fn start(binary: &Path, extra: &[&str]) -> anyhow::Result<BrokerProcess> {
+        let dir = tempfile::tempdir_in(".")?;
+        let port = free_port()?;
+        let admin = free_port()?;
+        let child = Command::new(binary)
+            .args(["--node-id", "1", "--auto-create-topics"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+            .args(extra)
+            .env("MILLRACE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting millrace-broker")?;
+        Self::wait_listening(BrokerProcess {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    pub fn start_command(template: &str) -> anyhow::Result<BrokerProcess> {
+        let dir = tempfile::tempdir_in(".")?;
+        let port = free_port()?;
+        let command = template
+            .replace("{port}", &port.to_string())
+            .replace("{dir}", &dir.path().display().to_string());
+        let mut words = command.split_whitespace();
+        let program = words.next().context("empty peer command")?;
+        let child = Command::new(program)
+            .args(words)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting peer broker: {command}"))?;
+        Self::wait_listening(BrokerProcess {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    fn wait_listening(mut process: BrokerProcess) -> anyhow::Result<BrokerProcess> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", process.port)).is_ok() {
+                return Ok(process);
+            }
+            if let Some(status) = process.child.try_wait()? {
+                bail!("broker exited during start-up: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("broker did not listen within 30 s")
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn status_field_mib(&self, field: &str) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.split_whitespace().next())
+            .context("field missing from /proc status")?
+            .parse()?;
+        Ok(kib / 1024.0)
+    }
+
+    /// Peak resident memory since start (VmHWM).
+    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        self.status_field_mib("VmHWM:")
+    }
+
+    pub fn rss_mib(&self) -> anyhow::Result<f64> {
+        self.status_field_mib("VmRSS:")
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,246 @@
+//! The load: produce with librdkafka at full speed (acks=1, then acks=all), at half of the
+//! measured rate (latency), then consume everything back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+#[derive(Clone, Copy)]
+pub struct LoadSpec {
+    pub records: usize,
+    pub size: usize,
+    pub partitions: i32,
+}
+
+pub struct RunResult {
+    pub name: String,
+    pub records_s: f64,
+    pub mb_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+}
+
+impl RunResult {
+    fn print(&self) {
+        println!(
+            "{:<28} {:>10.0} records/s {:>8.1} MB/s   p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms",
+            self.name, self.records_s, self.mb_s, self.p50_ms, self.p99_ms, self.p999_ms
+        );
+    }
+}
+
+struct LatencyContext {
+    latencies_us: Mutex<Vec<u32>>,
+    failures: AtomicU64,
+}
+
+impl ClientContext for LatencyContext {}
+
+impl ProducerContext for LatencyContext {
+    type DeliveryOpaque = Box<Instant>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        match result {
+            Ok(_) => self
+                .latencies_us
+                .lock()
+                .expect("latency list")
+                .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32),
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+pub fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let results = runtime().block_on(admin.create_topics([&topic], &AdminOptions::new()))?;
+    for result in results {
+        if let Err((topic, code)) = result {
+            if code != RDKafkaErrorCode::TopicAlreadyExists {
+                bail!("creating {topic}: {code}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn create_idle_partitions(bootstrap: &str, partitions: i32) -> anyhow::Result<()> {
+    let per_topic = 100.min(partitions.max(1));
+    let mut created = 0;
+    let mut index = 0;
+    while created < partitions {
+        let count = per_topic.min(partitions - created);
+        create_topic(bootstrap, &format!("idle-{index}"), count)?;
+        created += count;
+        index += 1;
+    }
+    Ok(())
+}
+
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    spec: &LoadSpec,
+    acks: &str,
+    rate: Option<f64>,
+    name: &str,
+) -> anyhow::Result<RunResult> {
+    let context = LatencyContext {
+        latencies_us: Mutex::new(Vec::with_capacity(spec.records)),
+        failures: AtomicU64::new(0),
+    };
+    let producer: ThreadedProducer<LatencyContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create_with_context(context)?;
+    let value = vec![b'x'; spec.size];
+    let started = Instant::now();
+    for i in 0..spec.records {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let key = (i as u64).to_be_bytes();
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
+            .key(&key[..])
+            .payload(&value[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((error, _)) => bail!("produce failed: {error}"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let context = producer.context();
+    let failures = context.failures.load(Ordering::Relaxed);
+    if failures > 0 {
+        bail!("{failures} records were not acknowledged");
+    }
+    let mut latencies = std::mem::take(&mut *context.latencies_us.lock().expect("latency list"));
+    latencies.sort_unstable();
+    let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    let result = RunResult {
+        name: name.to_string(),
+        records_s: spec.records as f64 / seconds,
+        mb_s: (spec.records * spec.size) as f64 / 1e6 / seconds,
+        p50_ms: quantile(0.50),
+        p99_ms: quantile(0.99),
+        p999_ms: quantile(0.999),
+    };
+    result.print();
+    Ok(result)
+}
+
+fn consume(
+    bootstrap: &str,
+    topic: &str,
+    spec: &LoadSpec,
+    expected: usize,
+) -> anyhow::Result<RunResult> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "millrace-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..spec.partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(300);
+    let mut seen = 0usize;
+    let mut bytes = 0usize;
+    while seen < expected {
+        if Instant::now() > deadline {
+            bail!("consumed only {seen} of {expected} records in 300 s");
+        }
+        if let Some(message) = consumer.poll(Duration::from_millis(500)) {
+            let message = message.context("consume")?;
+            bytes += message.payload().map_or(0, |p| p.len());
+            seen += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let result = RunResult {
+        name: "consume".into(),
+        records_s: seen as f64 / seconds,
+        mb_s: bytes as f64 / 1e6 / seconds,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        p999_ms: 0.0,
+    };
+    result.print();
+    Ok(result)
+}
+
+/// The runs, in order: acks=1 full speed, acks=all full speed, both at half their rate, then
+/// one consume of everything produced.
+pub fn run_suite(
+    bootstrap: &str,
+    spec: &LoadSpec,
+    broker_pid: u32,
+) -> anyhow::Result<Vec<RunResult>> {
+    let topic = format!("bench-{broker_pid}");
+    create_topic(bootstrap, &topic, spec.partitions)?;
+    let acks1 = produce(bootstrap, &topic, spec, "1", None, "produce acks=1")?;
+    let acks_all = produce(bootstrap, &topic, spec, "all", None, "produce acks=all")?;
+    let half = LoadSpec {
+        records: spec.records / 2,
+        ..*spec
+    };
+    let half1 = produce(
+        bootstrap,
+        &topic,
+        &half,
+        "1",
+        Some(acks1.records_s / 2.0),
+        "produce acks=1 @ half rate",
+    )?;
+    let half_all = produce(
+        bootstrap,
+        &topic,
+        &half,
+        "all",
+        Some(acks_all.records_s / 2.0),
+        "produce acks=all @ half rate",
+    )?;
+    let consumed = consume(bootstrap, &topic, spec, spec.records * 3)?;
+    Ok(vec![acks1, acks_all, half1, half_all, consumed])
+}

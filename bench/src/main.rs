@@ -1,0 +1,110 @@
+//! `millrace-bench`: produce/consume throughput and latency of a single-node broker, measured
+//! with librdkafka (the rdkafka crate), next to the machine's own sequential write bandwidth.
+//! It prints figures; it is not a test.
+//!
+//! `cargo run --release -p millrace-bench -- --help`
+
+mod broker_process;
+mod disk;
+mod load;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use broker_process::BrokerProcess;
+
+#[derive(Debug, Parser)]
+#[command(about = "Produce/consume benchmark of millrace-broker (and a peer broker if on PATH)")]
+struct Args {
+    /// Records per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Idle partitions created for the memory measurement.
+    #[arg(long, default_value_t = 1000)]
+    idle_partitions: i32,
+    /// MiB written for the sequential write (fdatasync) reference.
+    #[arg(long, default_value_t = 1024)]
+    disk_mib: usize,
+    /// Command line of a peer broker to run the same load against, with {port} and {dir}
+    /// placeholders; defaults to `tansu` when it is on PATH.
+    #[arg(long)]
+    peer: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = broker_process::build_broker()?;
+    println!(
+        "# millrace-bench: {} records of {} bytes, {} partitions",
+        args.records, args.size, args.partitions
+    );
+
+    let scratch = tempfile::tempdir_in(".")?;
+    let disk_mb_s = disk::sequential_write_mb_s(scratch.path(), args.disk_mib)?;
+    println!(
+        "disk: sequential write with fdatasync: {disk_mb_s:.0} MB/s ({} MiB)",
+        args.disk_mib
+    );
+
+    let broker = BrokerProcess::start(&binary, &[])?;
+    let results = load::run_suite(&broker.bootstrap(), &args.load(), broker.pid())?;
+    let peak_rss = broker.peak_rss_mib()?;
+    println!("millrace-broker peak RSS during the runs: {peak_rss:.1} MiB");
+    let acks1 = results
+        .iter()
+        .find(|r| r.name == "produce acks=1")
+        .map(|r| r.mb_s)
+        .unwrap_or(0.0);
+    println!(
+        "producer throughput (acks=1) / disk bandwidth: {:.0}%  (target >= 50% and >= 100 MB/s)",
+        100.0 * acks1 / disk_mb_s
+    );
+    drop(broker);
+
+    let idle = BrokerProcess::start(&binary, &[])?;
+    load::create_idle_partitions(&idle.bootstrap(), args.idle_partitions)?;
+    std::thread::sleep(Duration::from_secs(3));
+    println!(
+        "millrace-broker RSS with {} idle partitions: {:.1} MiB (target < 256 MiB)",
+        args.idle_partitions,
+        idle.rss_mib()?
+    );
+    drop(idle);
+
+    let peer = args.peer.clone().or_else(broker_process::tansu_command);
+    match peer {
+        Some(command) => {
+            let peer = BrokerProcess::start_command(&command)?;
+            let peer_results = load::run_suite(&peer.bootstrap(), &args.load(), peer.pid())?;
+            for (ours, theirs) in results.iter().zip(&peer_results) {
+                println!(
+                    "ratio millrace/peer {}: {:.2}x throughput, p99 {:.2} ms vs {:.2} ms",
+                    ours.name,
+                    ours.records_s / theirs.records_s.max(1.0),
+                    ours.p99_ms,
+                    theirs.p99_ms
+                );
+            }
+            println!("peer peak RSS: {:.1} MiB", peer.peak_rss_mib()?);
+        }
+        None => println!("no peer broker: put `tansu` on PATH or pass --peer to compare"),
+    }
+    Ok(())
+}
+
+impl Args {
+    fn load(&self) -> load::LoadSpec {
+        load::LoadSpec {
+            records: self.records,
+            size: self.size,
+            partitions: self.partitions,
+        }
+    }
+}

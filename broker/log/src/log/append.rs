@@ -1,0 +1,137 @@
+//! Appends: the leader assigns offsets, a follower copies the leader's; both roll segments and
+//! apply the flush-by-count policy.
+
+use super::{AppendInfo, Log};
+use crate::batch::{stamp, validate_batches, BatchHeader};
+use crate::checkpoint;
+use crate::error::LogError;
+use crate::segment::Segment;
+
+impl Log {
+    /// Validates the producer's batches, assigns offsets from the log end offset, stamps the
+    /// leader epoch (both outside the CRC, so batches stay byte-for-byte as sent) and appends.
+    pub fn append_as_leader(
+        &mut self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let mut headers = validate_batches(batches, self.config.max_batch_bytes)?;
+        let mut bytes = batches.to_vec();
+        let mut next_offset = self.log_end_offset();
+        let mut position = 0;
+        for header in &mut headers {
+            // Producers number records 0..n-1; anything else would leave holes in the log.
+            if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
+                return Err(LogError::InvalidRecord(format!(
+                    "batch with {} records and last offset delta {}",
+                    header.records_count, header.last_offset_delta
+                )));
+            }
+            stamp(&mut bytes[position..], next_offset, leader_epoch);
+            header.base_offset = next_offset;
+            header.partition_leader_epoch = leader_epoch;
+            position += header.total_size();
+            next_offset = header.last_offset() + 1;
+        }
+        self.append_validated(&bytes, headers, now_ms)
+    }
+
+    /// Appends batches fetched from the leader; they keep their offsets and epochs, and must
+    /// start at the log end offset and follow each other without gaps.
+    pub fn append_as_follower(
+        &mut self,
+        batches: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let headers = validate_batches(batches, self.config.max_batch_bytes)?;
+        let mut expected = self.log_end_offset();
+        for header in &headers {
+            if header.base_offset != expected {
+                return Err(LogError::InvalidRecord(format!(
+                    "batch starts at offset {} but the log expects {expected}",
+                    header.base_offset
+                )));
+            }
+            expected = header.last_offset() + 1;
+        }
+        self.append_validated(batches, headers, now_ms)
+    }
+
+    fn append_validated(
+        &mut self,
+        bytes: &[u8],
+        headers: Vec<BatchHeader>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let first_offset = headers[0].base_offset;
+        let last_offset = headers[headers.len() - 1].last_offset();
+        self.maybe_roll(bytes.len() as u64, last_offset, now_ms)?;
+        for header in &headers {
+            self.epochs
+                .assign(header.partition_leader_epoch, header.base_offset)?;
+        }
+        let index_interval = self.config.index_interval_bytes;
+        self.active_mut().append(bytes, &headers, index_interval)?;
+
+        let (mut max_timestamp, mut offset_of_max_timestamp) = (-1, first_offset);
+        for header in &headers {
+            if header.max_timestamp > max_timestamp {
+                max_timestamp = header.max_timestamp;
+                offset_of_max_timestamp = header.base_offset;
+            }
+        }
+        let record_count = headers.iter().map(|h| h.records_count as i64).sum();
+        self.unflushed_messages += record_count;
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+            record_count,
+            batches: headers,
+        })
+    }
+
+    /// Rolls before an append that would overfill the active segment, arrives after
+    /// `segment_ms`, or holds offsets too far from the base for 32-bit relative index entries.
+    fn maybe_roll(
+        &mut self,
+        incoming_bytes: u64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let full = active.size() + incoming_bytes > self.config.effective_segment_bytes();
+        let expired = self.segment_expired(now_ms);
+        let offsets_overflow = last_offset - active.base_offset() > u32::MAX as i64;
+        if full || expired || offsets_overflow {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn segment_expired(&self, now_ms: i64) -> bool {
+        self.active()
+            .rolling_timestamp()
+            .is_some_and(|first| now_ms.saturating_sub(first) > self.config.segment_ms)
+    }
+
+    /// Starts a new active segment at the log end offset. Flushes first so that recovery never
+    /// has to scan a non-active segment.
+    pub(super) fn roll(&mut self) -> Result<(), LogError> {
+        self.flush()?;
+        let segment = Segment::create(&self.dir, self.log_end_offset())?;
+        checkpoint::sync_dir(&self.dir)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset = segment.base_offset(), "rolled segment");
+        self.segments.push(segment);
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! The partition log (Kafka's `UnifiedLog`): an ordered list of segments, the last one active.
+//!
+//! Durability model. `flush` fsyncs the segments that may hold unflushed data and then records
+//! the log end offset as the *recovery point* in `recovery-point-offset-checkpoint`. Rolling a
+//! segment flushes first, so every non-active segment is always below the recovery point. On
+//! open, segments entirely below the recovery point are trusted (their indexes are checked
+//! cheaply and rebuilt only if inconsistent); the segment holding the recovery point and any
+//! later one are re-scanned batch by batch, CRC-checking only the batches at or above the
+//! recovery point, and cut at the first torn or corrupt batch (later segments are deleted).
+//! After a clean flush that means walking the active segment's headers once.
+//!
+//! Other state in the directory: `log-start-offset-checkpoint` (raised by DeleteRecords and
+//! retention) and `leader-epoch-checkpoint` (see `epoch.rs`).
+
+mod append;
+mod read;
+mod retention;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_recovery;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::batch::BatchHeader;
+use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::config::LogConfig;
+use crate::epoch::EpochCache;
+use crate::error::LogError;
+use crate::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+
+/// The result of an append: the offsets assigned and what the produce response needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// Largest batch max timestamp of the append, -1 if no batch carried one.
+    pub max_timestamp: i64,
+    /// Base offset of the first batch carrying `max_timestamp` (batches are not decompressed).
+    pub offset_of_max_timestamp: i64,
+    pub record_count: i64,
+    /// The appended batch headers, with their assigned offsets and leader epoch.
+    pub batches: Vec<BatchHeader>,
+}
+
+/// One partition's log. Not internally synchronised: the broker wraps it in a mutex.
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Sorted by base offset, never empty; the last one is the active segment.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    recovery_point: i64,
+    unflushed_messages: i64,
+    first_unflushed_ms: Option<i64>,
+    epochs: EpochCache,
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir` and recovers it after a crash. Recovery does
+    /// not depend on the clock; `now_ms` is taken for symmetry with the other timed calls.
+    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        let _ = now_ms;
+        fs::create_dir_all(dir)?;
+        let recovery_point = checkpoint::read_offset(dir, RECOVERY_POINT_FILE)?.unwrap_or(0);
+        let saved_start = checkpoint::read_offset(dir, LOG_START_OFFSET_FILE)?;
+        let bases = segment_bases(dir)?;
+        let mut segments = Vec::with_capacity(bases.len());
+        for (i, &base) in bases.iter().enumerate() {
+            let trusted = bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
+            let (segment, truncated) = Segment::open(
+                dir,
+                base,
+                recovery_point,
+                trusted,
+                config.index_interval_bytes,
+            )?;
+            segments.push(segment);
+            if truncated {
+                // Nothing after a torn batch can be trusted to follow it.
+                for &later in &bases[i + 1..] {
+                    tracing::warn!(dir = %dir.display(), base_offset = later, "deleting segment after corruption");
+                    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+                        segment::remove_if_exists(&dir.join(segment::file_name(later, suffix)))?;
+                    }
+                }
+                break;
+            }
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(dir, saved_start.unwrap_or(0).max(0))?);
+            checkpoint::sync_dir(dir)?;
+        }
+        let first_base = segments[0].base_offset();
+        let log_end_offset = segments.last().map_or(first_base, Segment::next_offset);
+        let log_start_offset = saved_start
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end_offset);
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            recovery_point,
+            unflushed_messages: 0,
+            first_unflushed_ms: None,
+            epochs: EpochCache::load(dir)?,
+        };
+        log.delete_segments_below_start()?;
+        log.epochs.truncate_from_end(log_end_offset)?;
+        log.epochs.truncate_from_start(log_start_offset)?;
+        if log.recovery_point != log_end_offset {
+            log.flush()?;
+        }
+        tracing::debug!(
+            dir = %dir.display(),
+            log_start_offset,
+            log_end_offset,
+            segments = log.segments.len(),
+            "opened log"
+        );
+        Ok(log)
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest()
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch <= `epoch` and where it ends (the start of the
+    /// next epoch, or the log end offset for the latest one). `None` if `epoch` precedes them all.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// fsyncs when the oldest unflushed append is at least `flush_ms` old.
+    pub fn maybe_flush(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        match self.first_unflushed_ms {
+            Some(first) if now_ms - first >= self.config.flush_ms => {
+                self.flush()?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// fsyncs every segment that may hold unflushed data, then advances the recovery point.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        let first_dirty = self.segment_index_for(self.recovery_point);
+        for segment in &self.segments[first_dirty..] {
+            segment.flush()?;
+        }
+        let log_end_offset = self.log_end_offset();
+        if self.recovery_point != log_end_offset {
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, log_end_offset)?;
+            self.recovery_point = log_end_offset;
+        }
+        self.unflushed_messages = 0;
+        self.first_unflushed_ms = None;
+        Ok(())
+    }
+
+    /// Removes the partition's directory (topic deletion).
+    pub fn delete(self) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+
+    /// Index of the segment whose range holds `offset` (the first one for offsets before it).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    fn persist_log_start_offset(&self) -> Result<(), LogError> {
+        checkpoint::write_offset(&self.dir, LOG_START_OFFSET_FILE, self.log_start_offset)?;
+        Ok(())
+    }
+}
+
+/// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted work: index
+/// files without their log (a deletion cut short) and temporary checkpoint files.
+fn segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let (Some(stem), Some(ext)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|s| s.to_str()),
+        ) else {
+            continue;
+        };
+        let base = (stem.len() == 20)
+            .then(|| stem.parse::<i64>().ok())
+            .flatten();
+        match (ext, base) {
+            (LOG_SUFFIX, Some(base)) => bases.push(base),
+            (INDEX_SUFFIX | TIME_INDEX_SUFFIX, Some(base))
+                if !dir.join(segment::file_name(base, LOG_SUFFIX)).exists() =>
+            {
+                segment::remove_if_exists(&path)?
+            }
+            ("tmp", _) => segment::remove_if_exists(&path)?,
+            _ => {}
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}

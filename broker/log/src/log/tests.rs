@@ -1,0 +1,393 @@
+//! Behaviour of the partition log on real files: appends, reads, retention, epochs.
+
+use kafka_protocol::records::Compression;
+
+use super::*;
+use crate::test_util::{decode_all, encode_batch, simple_records};
+
+pub(super) fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 100,
+        ..LogConfig::default()
+    }
+}
+
+/// An uncompressed batch of `records` records with timestamps from `timestamp`.
+pub(super) fn batch(records: usize, timestamp: i64) -> Vec<u8> {
+    encode_batch(&simple_records(records, timestamp, 20), Compression::None)
+}
+
+pub(super) fn offsets(buf: &[u8]) -> Vec<i64> {
+    decode_all(buf).iter().map(|r| r.offset).collect()
+}
+
+#[test]
+fn append_and_read_round_trip_assigns_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let info = log.append_as_leader(&batch(3, 100), 0, 0).unwrap();
+    assert_eq!(
+        (info.first_offset, info.last_offset, info.record_count),
+        (0, 2, 3)
+    );
+    assert_eq!((info.max_timestamp, info.offset_of_max_timestamp), (102, 0));
+    let mut two = batch(2, 200);
+    two.extend(batch(4, 300));
+    let info = log.append_as_leader(&two, 0, 0).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (3, 8));
+    assert_eq!(
+        info.batches
+            .iter()
+            .map(|b| b.base_offset)
+            .collect::<Vec<_>>(),
+        vec![3, 5]
+    );
+    assert_eq!(log.log_end_offset(), 9);
+
+    let all = log.read(0, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(offsets(&all), (0..9).collect::<Vec<_>>());
+    let values: Vec<_> = decode_all(&all)
+        .into_iter()
+        .map(|r| r.value.unwrap())
+        .collect();
+    assert_eq!(values[3].len(), 20);
+    // Reading from the middle of a batch returns that whole batch.
+    assert_eq!(
+        offsets(&log.read(6, 1 << 20, i64::MAX).unwrap()),
+        vec![5, 6, 7, 8]
+    );
+    assert!(log.read(9, 1 << 20, i64::MAX).unwrap().is_empty());
+    assert!(matches!(
+        log.read(10, 100, i64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn reads_across_segment_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+    for i in 0..60 {
+        log.append_as_leader(&batch(2, i * 10), 0, 0).unwrap();
+    }
+    assert!(log.segment_count() > 5, "{} segments", log.segment_count());
+    assert_eq!(
+        offsets(&log.read(0, 1 << 20, i64::MAX).unwrap()),
+        (0..120).collect::<Vec<_>>()
+    );
+    for offset in 0..120 {
+        let got = offsets(&log.read(offset, 300, i64::MAX).unwrap());
+        assert_eq!(got[0], offset - offset % 2, "read from {offset}");
+        assert!(got.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+    let headers = log.batch_headers_from(51).unwrap();
+    assert_eq!(headers.len(), 35);
+    assert_eq!(headers[0].base_offset, 50);
+}
+
+#[test]
+fn read_respects_max_offset_max_bytes_and_returns_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    for _ in 0..4 {
+        log.append_as_leader(&batch(3, 0), 0, 0).unwrap();
+    }
+    assert_eq!(
+        offsets(&log.read(0, 1 << 20, 6).unwrap()),
+        (0..6).collect::<Vec<_>>()
+    );
+    // A batch straddling max_offset is not exposed.
+    assert_eq!(offsets(&log.read(0, 1 << 20, 5).unwrap()), vec![0, 1, 2]);
+    assert!(log.read(4, 1 << 20, 4).unwrap().is_empty());
+    // max_bytes smaller than a batch still yields exactly one whole batch.
+    assert_eq!(offsets(&log.read(4, 1, i64::MAX).unwrap()), vec![3, 4, 5]);
+    let one_batch = batch(3, 0).len();
+    assert_eq!(
+        offsets(&log.read(0, 2 * one_batch + 1, i64::MAX).unwrap()).len(),
+        6
+    );
+}
+
+#[test]
+fn compressed_batches_pass_through_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let codecs = [
+        Compression::Gzip,
+        Compression::Lz4,
+        Compression::Zstd,
+        Compression::Snappy,
+        Compression::None,
+    ];
+    let sent: Vec<Vec<u8>> = codecs
+        .iter()
+        .map(|&codec| encode_batch(&simple_records(5, 1_000, 200), codec))
+        .collect();
+    for (i, original) in sent.iter().enumerate() {
+        let info = log.append_as_leader(original, 4, 0).unwrap();
+        assert_eq!(info.batches[0].compression(), codecs[i] as u8);
+    }
+    let stored = log.read(0, 1 << 20, i64::MAX).unwrap();
+    let mut position = 0;
+    for (i, original) in sent.iter().enumerate() {
+        let got = &stored[position..position + original.len()];
+        // Only baseOffset (0..8) and partitionLeaderEpoch (12..16) may differ.
+        assert_eq!(got[8..12], original[8..12]);
+        assert_eq!(got[16..], original[16..], "codec {:?}", codecs[i]);
+        assert_eq!(
+            i64::from_be_bytes(got[0..8].try_into().unwrap()),
+            5 * i as i64
+        );
+        assert_eq!(i32::from_be_bytes(got[12..16].try_into().unwrap()), 4);
+        position += original.len();
+    }
+    let records = decode_all(&stored);
+    assert_eq!(records.len(), 25);
+    assert_eq!(
+        records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..25).collect::<Vec<_>>()
+    );
+    assert_eq!(records[7].value.as_ref().unwrap().len(), 200);
+}
+
+#[test]
+fn corrupt_or_invalid_batches_are_rejected_and_leave_the_log_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let mut corrupt = batch(2, 0);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x55;
+    let err = log.append_as_leader(&corrupt, 0, 0).unwrap_err();
+    assert_eq!(err.kafka_error_code(), 2);
+    log.set_config(LogConfig {
+        max_batch_bytes: 50,
+        ..LogConfig::default()
+    });
+    assert_eq!(log.config().max_batch_bytes, 50);
+    assert_eq!(
+        log.append_as_leader(&batch(2, 0), 0, 0)
+            .unwrap_err()
+            .kafka_error_code(),
+        10
+    );
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (0, 0));
+}
+
+#[test]
+fn follower_append_keeps_offsets_and_requires_contiguity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = Log::open(&dir.path().join("leader"), small_config(), 0).unwrap();
+    leader.append_as_leader(&batch(3, 0), 1, 0).unwrap();
+    leader.append_as_leader(&batch(2, 0), 2, 0).unwrap();
+    let fetched = leader.read(0, 1 << 20, i64::MAX).unwrap();
+
+    let mut follower = Log::open(&dir.path().join("follower"), small_config(), 0).unwrap();
+    let late = leader.read(3, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(
+        follower
+            .append_as_follower(&late, 0)
+            .unwrap_err()
+            .kafka_error_code(),
+        87
+    );
+    let info = follower.append_as_follower(&fetched, 0).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, 4));
+    assert_eq!(follower.read(0, 1 << 20, i64::MAX).unwrap(), fetched);
+    assert_eq!(follower.latest_epoch(), Some(2));
+    assert_eq!(follower.end_offset_for_epoch(1), Some((1, 3)));
+}
+
+#[test]
+fn retention_by_time_deletes_old_segments_but_never_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: 1_000,
+        segment_ms: 500,
+        ..small_config()
+    };
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    for i in 0..30 {
+        log.append_as_leader(&batch(2, i * 100), 0, i * 100)
+            .unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments > 3);
+    // At 3_500 everything with newest timestamp < 2_500 is expired.
+    let deleted = log.apply_retention(3_500).unwrap();
+    assert!(deleted > 0 && deleted < segments);
+    assert!(log.log_start_offset() > 0);
+    let first = log.read(log.log_start_offset(), 1 << 20, i64::MAX).unwrap();
+    assert!(decode_all(&first).iter().any(|r| r.timestamp >= 2_500));
+    // Much later: the active segment is rolled (segment.ms) and all old data goes.
+    log.apply_retention(1_000_000).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_start_offset(), 60);
+    assert_eq!(log.log_end_offset(), 60);
+    assert_eq!(log.size_bytes(), 0);
+    let info = log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
+    assert_eq!(info.first_offset, 60);
+}
+
+#[test]
+fn retention_by_size_keeps_at_least_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_bytes: 2_000,
+        retention_ms: -1,
+        ..small_config()
+    };
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    for _ in 0..40 {
+        log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
+    }
+    let before = log.size_bytes();
+    let deleted = log.apply_retention(0).unwrap();
+    assert!(deleted > 0);
+    assert!(log.size_bytes() >= 2_000 && log.size_bytes() < before);
+    assert!(
+        log.size_bytes() < 2_000 + 1_024,
+        "at most one segment over the limit"
+    );
+    assert!(matches!(
+        log.read(0, 10, i64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let start = log.log_start_offset();
+    assert_eq!(offsets(&log.read(start, 1, i64::MAX).unwrap())[0], start);
+}
+
+#[test]
+fn delete_records_persists_the_log_start_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+    for _ in 0..30 {
+        log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(matches!(
+        log.delete_records_before(61),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.delete_records_before(35).unwrap(), 35);
+    assert_eq!(log.delete_records_before(10).unwrap(), 35);
+    assert!(log.segment_count() < segments);
+    assert!(matches!(
+        log.read(34, 10, i64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(offsets(&log.read(35, 1, i64::MAX).unwrap()), vec![34, 35]);
+    drop(log);
+    let log = Log::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.log_start_offset(), 35);
+    assert_eq!(log.log_end_offset(), 60);
+}
+
+#[test]
+fn offset_for_timestamp_and_max_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.max_timestamp(), None);
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
+    for i in 0..40 {
+        // Batch i holds offsets 2i, 2i+1 with timestamps 1000i, 1000i+1.
+        log.append_as_leader(&batch(2, i * 1_000), 0, 0).unwrap();
+    }
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1)));
+    assert_eq!(log.offset_for_timestamp(2).unwrap(), Some((2, 1_001)));
+    assert_eq!(
+        log.offset_for_timestamp(25_001).unwrap(),
+        Some((50, 25_001))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(25_002).unwrap(),
+        Some((52, 26_001))
+    );
+    assert_eq!(log.offset_for_timestamp(39_002).unwrap(), None);
+    assert_eq!(log.max_timestamp(), Some((39_001, 78)));
+    log.delete_records_before(21).unwrap();
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((21, 10_001)));
+}
+
+#[test]
+fn truncate_to_removes_the_tail_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+    for epoch in 0..30 {
+        log.append_as_leader(&batch(2, 0), epoch / 10, 0).unwrap();
+    }
+    log.flush().unwrap();
+    log.truncate_to(25).unwrap();
+    // The batch holding 24..25 straddles the cut and goes entirely.
+    assert_eq!(log.log_end_offset(), 24);
+    assert_eq!(log.latest_epoch(), Some(1));
+    assert_eq!(log.end_offset_for_epoch(2), Some((1, 24)));
+    assert_eq!(
+        offsets(&log.read(0, 1 << 20, i64::MAX).unwrap()),
+        (0..24).collect::<Vec<_>>()
+    );
+    log.append_as_leader(&batch(1, 0), 3, 0).unwrap();
+    drop(log);
+    let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 25);
+    assert_eq!(log.end_offset_for_epoch(2), Some((1, 24)));
+    assert_eq!(log.latest_epoch(), Some(3));
+    log.truncate_to(0).unwrap();
+    assert_eq!(
+        (
+            log.log_end_offset(),
+            log.segment_count(),
+            log.latest_epoch()
+        ),
+        (0, 1, None)
+    );
+}
+
+#[test]
+fn epoch_cache_tracks_leader_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(log.latest_epoch(), None);
+    log.append_as_leader(&batch(2, 0), 1, 0).unwrap();
+    log.append_as_leader(&batch(2, 0), 1, 0).unwrap();
+    log.append_as_leader(&batch(2, 0), 4, 0).unwrap();
+    assert_eq!(log.latest_epoch(), Some(4));
+    assert_eq!(log.end_offset_for_epoch(0), None);
+    assert_eq!(log.end_offset_for_epoch(1), Some((1, 4)));
+    assert_eq!(log.end_offset_for_epoch(3), Some((1, 4)));
+    assert_eq!(log.end_offset_for_epoch(4), Some((4, 6)));
+    drop(log);
+    let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(log.end_offset_for_epoch(2), Some((1, 4)));
+}
+
+#[test]
+fn flush_policy_by_count_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_messages: 5,
+        flush_ms: 100,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    let recovery_point = || checkpoint::read_offset(dir.path(), RECOVERY_POINT_FILE).unwrap();
+    log.append_as_leader(&batch(3, 0), 0, 1_000).unwrap();
+    assert_eq!(recovery_point().unwrap_or(0), 0);
+    log.append_as_leader(&batch(3, 0), 0, 1_010).unwrap();
+    assert_eq!(recovery_point(), Some(6));
+    log.append_as_leader(&batch(1, 0), 0, 2_000).unwrap();
+    assert!(!log.maybe_flush(2_050).unwrap());
+    assert!(log.maybe_flush(2_100).unwrap());
+    assert_eq!(recovery_point(), Some(7));
+    assert!(!log.maybe_flush(5_000).unwrap());
+}
+
+#[test]
+fn delete_removes_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("topic-0");
+    let mut log = Log::open(&path, LogConfig::default(), 0).unwrap();
+    log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
+    log.delete().unwrap();
+    assert!(!path.exists());
+}

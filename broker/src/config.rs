@@ -1,0 +1,179 @@
+//! The broker's configuration: one typed struct, from flags and `MILLRACE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Configuration of one `millrace-broker` process.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "millrace-broker",
+    version,
+    about = "Millrace's Kafka-compatible broker"
+)]
+pub struct BrokerConfig {
+    /// This broker's id in the cluster (Kafka's node.id).
+    #[arg(long, env = "MILLRACE_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// Directory holding the partition logs, topic metadata and group offsets.
+    #[arg(long, env = "MILLRACE_DATA_DIR", default_value = "./millrace-broker-data")]
+    pub data_dir: PathBuf,
+
+    /// Address the Kafka listener binds to.
+    #[arg(long, env = "MILLRACE_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// host:port clients are told to connect to (defaults to the listen address).
+    #[arg(long, env = "MILLRACE_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+
+    /// Address of the HTTP admin endpoint (/health, /ready, /metrics).
+    #[arg(long, env = "MILLRACE_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
+    pub admin_listen: SocketAddr,
+
+    /// Rack (zone) of this broker, Kafka's broker.rack.
+    #[arg(long, env = "MILLRACE_RACK")]
+    pub rack: Option<String>,
+
+    /// Cluster id reported to clients.
+    #[arg(long, env = "MILLRACE_CLUSTER_ID", default_value = "millrace")]
+    pub cluster_id: String,
+
+    /// Create unknown topics when a client asks for their metadata or produces to them
+    /// (Kafka's auto.create.topics.enable). Off by default: production clusters create topics
+    /// explicitly.
+    #[arg(long, env = "MILLRACE_AUTO_CREATE_TOPICS", default_value_t = false)]
+    pub auto_create_topics: bool,
+
+    /// Partitions of an auto-created topic, or of CreateTopics asking for the default (-1).
+    #[arg(long, env = "MILLRACE_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+
+    /// Largest request frame accepted, in bytes (Kafka's socket.request.max.bytes).
+    #[arg(long, env = "MILLRACE_MAX_FRAME_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Largest record batch accepted, in bytes (Kafka's message.max.bytes); topics may
+    /// override it with max.message.bytes.
+    #[arg(long, env = "MILLRACE_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024 + 12)]
+    pub max_message_bytes: usize,
+
+    /// Most client connections served at once; further connections are closed on accept.
+    #[arg(long, env = "MILLRACE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Default retention.ms of new topics (-1: keep forever).
+    #[arg(long, env = "MILLRACE_LOG_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    pub log_retention_ms: i64,
+
+    /// Default retention.bytes of new topics, per partition (-1: unlimited).
+    #[arg(long, env = "MILLRACE_LOG_RETENTION_BYTES", default_value_t = -1)]
+    pub log_retention_bytes: i64,
+
+    /// Default segment.bytes of new topics.
+    #[arg(long, env = "MILLRACE_LOG_SEGMENT_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub log_segment_bytes: i64,
+
+    /// Default segment.ms of new topics.
+    #[arg(long, env = "MILLRACE_LOG_SEGMENT_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    pub log_segment_ms: i64,
+
+    /// Default flush.messages of new topics: fsync after this many records (-1: never by
+    /// count).
+    #[arg(long, env = "MILLRACE_LOG_FLUSH_MESSAGES", default_value_t = -1)]
+    pub log_flush_messages: i64,
+
+    /// Default flush.ms of new topics: fsync when the oldest unflushed record is this old.
+    #[arg(long, env = "MILLRACE_LOG_FLUSH_MS", default_value_t = 1000)]
+    pub log_flush_ms: i64,
+
+    /// How often the retention task looks for segments to delete.
+    #[arg(long, env = "MILLRACE_RETENTION_CHECK_INTERVAL_MS", default_value_t = 30_000)]
+    pub retention_check_interval_ms: u64,
+
+    /// Partitions of the internal __consumer_offsets topic (fixed once created).
+    #[arg(long, env = "MILLRACE_OFFSETS_TOPIC_PARTITIONS", default_value_t = 8)]
+    pub offsets_topic_partitions: i32,
+
+    /// Most time a rebalance waits for members to rejoin before it completes without them
+    /// is the group's own rebalance timeout; this delays the first rebalance of an empty group
+    /// so that members starting together land in one generation
+    /// (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(long, env = "MILLRACE_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Smallest session timeout a group member may ask for.
+    #[arg(long, env = "MILLRACE_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = 6000)]
+    pub group_min_session_timeout_ms: i32,
+
+    /// Largest session timeout a group member may ask for.
+    #[arg(long, env = "MILLRACE_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: i32,
+
+    /// How long SIGTERM waits for in-flight requests before closing connections.
+    #[arg(long, env = "MILLRACE_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
+
+    /// Log output format: `text` or `json`.
+    #[arg(long, env = "MILLRACE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl BrokerConfig {
+    /// Refuses settings the broker cannot run with, naming the flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(advertised) = &self.advertised_listener {
+            parse_host_port(advertised).ok_or_else(|| {
+                anyhow::anyhow!("--advertised-listener {advertised:?} is not HOST:PORT")
+            })?;
+        }
+        if self.default_partitions < 1 {
+            anyhow::bail!("--default-partitions must be at least 1");
+        }
+        if self.offsets_topic_partitions < 1 {
+            anyhow::bail!("--offsets-topic-partitions must be at least 1");
+        }
+        if self.max_frame_bytes < 1024 {
+            anyhow::bail!("--max-frame-bytes must be at least 1024");
+        }
+        if self.log_format != "text" && self.log_format != "json" {
+            anyhow::bail!("--log-format must be text or json");
+        }
+        Ok(())
+    }
+
+    /// The host and port clients are told to use.
+    pub fn advertised_host_port(&self) -> (String, i32) {
+        self.advertised_listener
+            .as_deref()
+            .and_then(parse_host_port)
+            .unwrap_or_else(|| (self.listen.ip().to_string(), self.listen.port() as i32))
+    }
+}
+
+fn parse_host_port(value: &str) -> Option<(String, i32)> {
+    let (host, port) = value.rsplit_once(':')?;
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then(|| (host.to_string(), port as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_listener_must_be_host_and_port() {
+        let mut config = BrokerConfig::parse_from(["millrace-broker"]);
+        assert_eq!(config.advertised_host_port(), ("127.0.0.1".into(), 9092));
+        config.advertised_listener = Some("broker-1.example:19092".into());
+        assert!(config.validate().is_ok());
+        assert_eq!(config.advertised_host_port(), ("broker-1.example".into(), 19092));
+        for bad in ["nohost", ":9092", "host:", "host:99999"] {
+            config.advertised_listener = Some(bad.into());
+            assert!(config.validate().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Partitions: a log plus what the broker knows about it beyond storage (high watermark, leader
+//! epoch, idempotent-producer state), and the manager that holds every partition of this broker.
+//!
+//! On a single node this broker leads every partition and is its only in-sync replica, so the
+//! high watermark follows the log end offset. Replication adds followers that advance it; the
+//! produce and fetch handlers already go through [`Partition::append_as_leader`] and
+//! [`Partition::read`], which take it into account.
+
+pub mod manager;
+pub mod producer_state;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use millrace_log::{Log, LogConfig, LogError};
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+pub use manager::PartitionManager;
+use producer_state::{ProducerStateTable, SequenceCheck};
+
+/// A partition's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Why an append or a read failed, as a Kafka error code plus a message for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionError {
+    pub error: ResponseError,
+    pub message: String,
+}
+
+impl From<LogError> for PartitionError {
+    fn from(error: LogError) -> Self {
+        PartitionError {
+            error: ResponseError::try_from_code(error.kafka_error_code())
+                .unwrap_or(ResponseError::UnknownServerError),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<ResponseError> for PartitionError {
+    fn from(error: ResponseError) -> Self {
+        PartitionError {
+            error,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// What a produce to one partition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+    pub records: i64,
+    pub bytes: usize,
+    /// True when every batch was a retry of one already appended.
+    pub duplicate: bool,
+}
+
+/// What a fetch from one partition returned.
+#[derive(Debug, Clone)]
+pub struct ReadOutcome {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+struct PartitionState {
+    log: Log,
+    producers: ProducerStateTable,
+}
+
+/// One partition hosted by this broker.
+pub struct Partition {
+    pub id: TopicPartition,
+    pub topic_id: Uuid,
+    dir: PathBuf,
+    state: Mutex<PartitionState>,
+    high_watermark: AtomicI64,
+    leader_epoch: AtomicI32,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Partition {
+    /// Opens (recovering if needed) the partition's log in `dir` and rebuilds its producer state
+    /// from the batch headers.
+    pub fn open(
+        id: TopicPartition,
+        topic_id: Uuid,
+        dir: &Path,
+        config: LogConfig,
+    ) -> Result<Partition, LogError> {
+        let log = Log::open(dir, config, now_ms())?;
+        let mut producers = ProducerStateTable::default();
+        for header in log.batch_headers_from(log.log_start_offset())? {
+            producers.record(&header);
+        }
+        let high_watermark = log.log_end_offset();
+        let leader_epoch = log.latest_epoch().unwrap_or(0);
+        Ok(Partition {
+            id,
+            topic_id,
+            dir: dir.to_path_buf(),
+            state: Mutex::new(PartitionState { log, producers }),
+            high_watermark: AtomicI64::new(high_watermark),
+            leader_epoch: AtomicI32::new(leader_epoch),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.lock().log.log_start_offset()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.state.lock().log.log_end_offset()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.state.lock().log.size_bytes()
+    }
+
+    /// Appends a produce payload as the partition's leader. Retried idempotent batches are
+    /// acknowledged with their original offsets and not appended again.
+    pub fn append_as_leader(&self, records: &[u8]) -> Result<AppendOutcome, PartitionError> {
+        let now = now_ms();
+        let mut state = self.state.lock();
+        let max_batch_bytes = state.log.config().max_batch_bytes;
+        let batches = millrace_log::validate_batches(records, max_batch_bytes)?;
+        if batches.len() == 1 {
+            if let SequenceCheck::Duplicate { first_offset } = state.producers.check(&batches[0])? {
+                return Ok(AppendOutcome {
+                    base_offset: first_offset,
+                    log_start_offset: state.log.log_start_offset(),
+                    records: 0,
+                    bytes: 0,
+                    duplicate: true,
+                });
+            }
+        } else {
+            // Several batches in one request: each must follow the previous one; a duplicate
+            // among them means the producer resent part of a request, which it never does.
+            let mut scratch = ProducerStateTable::default();
+            for batch in &batches {
+                let check = if scratch.producer_count() == 0 {
+                    state.producers.check(batch)?
+                } else {
+                    scratch.check(batch)?
+                };
+                if check != SequenceCheck::Append {
+                    return Err(ResponseError::OutOfOrderSequenceNumber.into());
+                }
+                scratch.record(batch);
+            }
+        }
+        let epoch = self.leader_epoch();
+        let info = state.log.append_as_leader(records, epoch, now)?;
+        for batch in &info.batches {
+            state.producers.record(batch);
+        }
+        let log_end = state.log.log_end_offset();
+        let log_start_offset = state.log.log_start_offset();
+        drop(state);
+        // Single replica: the in-sync set is this broker, so the high watermark is the log end.
+        self.high_watermark.fetch_max(log_end, Ordering::AcqRel);
+        Ok(AppendOutcome {
+            base_offset: info.first_offset,
+            log_start_offset,
+            records: info.record_count,
+            bytes: records.len(),
+            duplicate: false,
+        })
+    }
+
+    /// Reads whole batches from `offset`, up to the high watermark and about `max_bytes`.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
+        let high_watermark = self.high_watermark();
+        let state = self.state.lock();
+        let log_start_offset = state.log.log_start_offset();
+        let records = if offset == high_watermark {
+            Bytes::new()
+        } else {
+            state.log.read(offset, max_bytes, high_watermark)?
+        };
+        Ok(ReadOutcome {
+            records,
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, PartitionError> {
+        Ok(self.state.lock().log.offset_for_timestamp(timestamp)?)
+    }
+
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.state.lock().log.max_timestamp()
+    }
+
+    /// DeleteRecords: moves the log start up to `offset` (-1: the high watermark).
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, PartitionError> {
+        let high_watermark = self.high_watermark();
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(ResponseError::OffsetOutOfRange.into());
+        }
+        let mut state = self.state.lock();
+        let low = state.log.delete_records_before(target)?;
+        Ok(low)
+    }
+
+    pub fn set_log_config(&self, config: LogConfig) {
+        self.state.lock().log.set_config(config);
+    }
+
+    pub fn apply_retention(&self) -> Result<usize, LogError> {
+        self.state.lock().log.apply_retention(now_ms())
+    }
+
+    pub fn maybe_flush(&self) -> Result<bool, LogError> {
+        self.state.lock().log.maybe_flush(now_ms())
+    }
+
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.state.lock().log.flush()
+    }
+}
