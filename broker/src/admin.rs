@@ -17,7 +17,11 @@ use crate::broker::Broker;
 
 type Shared = Arc<OnceLock<Arc<Broker>>>;
 
-pub async fn serve(listener: TcpListener, broker: Shared, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    broker: Shared,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
@@ -41,7 +45,11 @@ async fn ready(State(broker): State<Shared>) -> impl IntoResponse {
 
 async fn metrics(State(broker): State<Shared>) -> impl IntoResponse {
     let Some(broker) = broker.get().cloned() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "recovering logs\n".to_string());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "recovering logs\n".to_string(),
+        );
     };
     let body = tokio::task::spawn_blocking(move || {
         let partitions = broker.partitions.all();
@@ -56,7 +64,10 @@ async fn metrics(State(broker): State<Shared>) -> impl IntoResponse {
     .unwrap_or_else(|e| format!("# metrics unavailable: {e}\n"));
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         body,
     )
 }

@@ -39,11 +39,14 @@ impl Broker {
         let topics = TopicRegistry::open(&config.data_dir)?;
         let partitions = PartitionManager::new(&config.data_dir)?;
         if topics.get(OFFSETS_TOPIC).is_none() {
+            // Committed offsets must outlive any time-based retention; without compaction the
+            // topic grows with every commit (each commit is one small batch).
+            let configs = BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]);
             topics
                 .create(
                     OFFSETS_TOPIC,
                     config.offsets_topic_partitions,
-                    BTreeMap::new(),
+                    configs,
                     true,
                 )
                 .context("creating the offsets topic")?;
@@ -104,7 +107,12 @@ impl Broker {
     }
 
     /// Raises a topic's partition count.
-    pub fn add_partitions(&self, name: &str, total: i32, validate_only: bool) -> Result<TopicRecord, TopicError> {
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<TopicRecord, TopicError> {
         let record = self.topics.add_partitions(name, total, validate_only)?;
         if !validate_only {
             self.open_partitions(&record)?;
@@ -114,7 +122,11 @@ impl Broker {
     }
 
     /// Replaces a topic's configuration overrides and applies them to its partitions.
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<TopicRecord, TopicError> {
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicRecord, TopicError> {
         let record = self.topics.set_configs(name, configs)?;
         let log_config = TopicConfig::resolve(&self.config, &record.configs).log_config();
         self.partitions.set_topic_config(name, &log_config);
@@ -142,8 +154,9 @@ impl Broker {
     /// Runs the flush and retention loops until `shutdown` turns true.
     pub async fn run_background(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut flush = tokio::time::interval(Duration::from_millis(100));
-        let mut retention =
-            tokio::time::interval(Duration::from_millis(self.config.retention_check_interval_ms.max(10)));
+        let mut retention = tokio::time::interval(Duration::from_millis(
+            self.config.retention_check_interval_ms.max(10),
+        ));
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,

@@ -18,7 +18,11 @@ pub struct BrokerConfig {
     pub node_id: i32,
 
     /// Directory holding the partition logs, topic metadata and group offsets.
-    #[arg(long, env = "MILLRACE_DATA_DIR", default_value = "./millrace-broker-data")]
+    #[arg(
+        long,
+        env = "MILLRACE_DATA_DIR",
+        default_value = "./millrace-broker-data"
+    )]
     pub data_dir: PathBuf,
 
     /// Address the Kafka listener binds to.
@@ -90,7 +94,11 @@ pub struct BrokerConfig {
     pub log_flush_ms: i64,
 
     /// How often the retention task looks for segments to delete.
-    #[arg(long, env = "MILLRACE_RETENTION_CHECK_INTERVAL_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        env = "MILLRACE_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 30_000
+    )]
     pub retention_check_interval_ms: u64,
 
     /// Partitions of the internal __consumer_offsets topic (fixed once created).
@@ -101,15 +109,27 @@ pub struct BrokerConfig {
     /// is the group's own rebalance timeout; this delays the first rebalance of an empty group
     /// so that members starting together land in one generation
     /// (Kafka's group.initial.rebalance.delay.ms).
-    #[arg(long, env = "MILLRACE_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
+    #[arg(
+        long,
+        env = "MILLRACE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
     pub group_initial_rebalance_delay_ms: u64,
 
     /// Smallest session timeout a group member may ask for.
-    #[arg(long, env = "MILLRACE_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = 6000)]
+    #[arg(
+        long,
+        env = "MILLRACE_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
     pub group_min_session_timeout_ms: i32,
 
     /// Largest session timeout a group member may ask for.
-    #[arg(long, env = "MILLRACE_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
+    #[arg(
+        long,
+        env = "MILLRACE_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
     pub group_max_session_timeout_ms: i32,
 
     /// How long SIGTERM waits for in-flight requests before closing connections.
@@ -170,7 +190,10 @@ mod tests {
         assert_eq!(config.advertised_host_port(), ("127.0.0.1".into(), 9092));
         config.advertised_listener = Some("broker-1.example:19092".into());
         assert!(config.validate().is_ok());
-        assert_eq!(config.advertised_host_port(), ("broker-1.example".into(), 19092));
+        assert_eq!(
+            config.advertised_host_port(),
+            ("broker-1.example".into(), 19092)
+        );
         for bad in ["nohost", ":9092", "host:", "host:99999"] {
             config.advertised_listener = Some(bad.into());
             assert!(config.validate().is_err(), "{bad}");

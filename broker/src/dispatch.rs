@@ -234,7 +234,10 @@ mod tests {
         frame.put_i16(99);
         frame.put_i32(7);
         frame.put_i16(-1);
-        let response = handle_frame(&broker, frame.freeze()).await.unwrap().unwrap();
+        let response = handle_frame(&broker, frame.freeze())
+            .await
+            .unwrap()
+            .unwrap();
         let mut body = response.freeze();
         let header = ResponseHeader::decode(&mut body, 0).unwrap();
         assert_eq!(header.correlation_id, 7);
@@ -249,9 +252,9 @@ mod tests {
         let broker = testing::open(dir.path(), &[]);
         for frame in [
             vec![0u8; 3],
-            vec![0x27, 0x0f, 0, 0, 0, 0, 0, 1],           // API key 9999
-            vec![0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff],     // Produce v1 (below the range)
-            vec![0, 8, 0, 99, 0, 0, 0, 1, 0xff, 0xff],    // OffsetCommit v99
+            vec![0x27, 0x0f, 0, 0, 0, 0, 0, 1], // API key 9999
+            vec![0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff], // Produce v1 (below the range)
+            vec![0, 8, 0, 99, 0, 0, 0, 1, 0xff, 0xff], // OffsetCommit v99
         ] {
             let result = handle_frame(&broker, Bytes::from(frame.clone())).await;
             assert!(matches!(result, Err(DispatchError::Close(_))), "{frame:?}");
@@ -265,30 +268,78 @@ mod tests {
         for api in SUPPORTED_APIS {
             for version in api.min_version..=api.max_version {
                 let frame = match api.key {
-                    ApiKey::Produce => request_frame(api.key, version, &ProduceRequest::default().with_acks(1)),
-                    ApiKey::Fetch => request_frame(api.key, version, &FetchRequest::default().with_max_wait_ms(0)),
-                    ApiKey::Metadata => request_frame(api.key, version, &MetadataRequest::default()),
-                    ApiKey::ApiVersions => request_frame(api.key, version, &ApiVersionsRequest::default()),
-                    ApiKey::ListOffsets => request_frame(api.key, version, &ListOffsetsRequest::default()),
-                    ApiKey::CreateTopics => request_frame(api.key, version, &CreateTopicsRequest::default()),
-                    ApiKey::DeleteTopics => request_frame(api.key, version, &DeleteTopicsRequest::default()),
-                    ApiKey::CreatePartitions => request_frame(api.key, version, &CreatePartitionsRequest::default()),
-                    ApiKey::DeleteRecords => request_frame(api.key, version, &DeleteRecordsRequest::default()),
-                    ApiKey::DescribeConfigs => request_frame(api.key, version, &DescribeConfigsRequest::default()),
-                    ApiKey::IncrementalAlterConfigs => request_frame(api.key, version, &IncrementalAlterConfigsRequest::default()),
-                    ApiKey::DescribeCluster => request_frame(api.key, version, &DescribeClusterRequest::default()),
-                    ApiKey::InitProducerId => request_frame(api.key, version, &InitProducerIdRequest::default()),
-                    ApiKey::ListGroups => request_frame(api.key, version, &ListGroupsRequest::default()),
-                    ApiKey::DescribeGroups => request_frame(api.key, version, &DescribeGroupsRequest::default()),
-                    ApiKey::DeleteGroups => request_frame(api.key, version, &DeleteGroupsRequest::default()),
-                    ApiKey::FindCoordinator => request_frame(api.key, version, &FindCoordinatorRequest::default()),
-                    ApiKey::OffsetFetch => request_frame(api.key, version, &OffsetFetchRequest::default()),
-                    ApiKey::OffsetCommit => request_frame(api.key, version, &OffsetCommitRequest::default()),
-                    ApiKey::Heartbeat => request_frame(api.key, version, &HeartbeatRequest::default()),
-                    ApiKey::LeaveGroup => request_frame(api.key, version, &LeaveGroupRequest::default()),
-                    ApiKey::SyncGroup => request_frame(api.key, version, &SyncGroupRequest::default()),
+                    ApiKey::Produce => {
+                        request_frame(api.key, version, &ProduceRequest::default().with_acks(1))
+                    }
+                    ApiKey::Fetch => request_frame(
+                        api.key,
+                        version,
+                        &FetchRequest::default().with_max_wait_ms(0),
+                    ),
+                    ApiKey::Metadata => {
+                        request_frame(api.key, version, &MetadataRequest::default())
+                    }
+                    ApiKey::ApiVersions => {
+                        request_frame(api.key, version, &ApiVersionsRequest::default())
+                    }
+                    ApiKey::ListOffsets => {
+                        request_frame(api.key, version, &ListOffsetsRequest::default())
+                    }
+                    ApiKey::CreateTopics => {
+                        request_frame(api.key, version, &CreateTopicsRequest::default())
+                    }
+                    ApiKey::DeleteTopics => {
+                        request_frame(api.key, version, &DeleteTopicsRequest::default())
+                    }
+                    ApiKey::CreatePartitions => {
+                        request_frame(api.key, version, &CreatePartitionsRequest::default())
+                    }
+                    ApiKey::DeleteRecords => {
+                        request_frame(api.key, version, &DeleteRecordsRequest::default())
+                    }
+                    ApiKey::DescribeConfigs => {
+                        request_frame(api.key, version, &DescribeConfigsRequest::default())
+                    }
+                    ApiKey::IncrementalAlterConfigs => {
+                        request_frame(api.key, version, &IncrementalAlterConfigsRequest::default())
+                    }
+                    ApiKey::DescribeCluster => {
+                        request_frame(api.key, version, &DescribeClusterRequest::default())
+                    }
+                    ApiKey::InitProducerId => {
+                        request_frame(api.key, version, &InitProducerIdRequest::default())
+                    }
+                    ApiKey::ListGroups => {
+                        request_frame(api.key, version, &ListGroupsRequest::default())
+                    }
+                    ApiKey::DescribeGroups => {
+                        request_frame(api.key, version, &DescribeGroupsRequest::default())
+                    }
+                    ApiKey::DeleteGroups => {
+                        request_frame(api.key, version, &DeleteGroupsRequest::default())
+                    }
+                    ApiKey::FindCoordinator => {
+                        request_frame(api.key, version, &FindCoordinatorRequest::default())
+                    }
+                    ApiKey::OffsetFetch => {
+                        request_frame(api.key, version, &OffsetFetchRequest::default())
+                    }
+                    ApiKey::OffsetCommit => {
+                        request_frame(api.key, version, &OffsetCommitRequest::default())
+                    }
+                    ApiKey::Heartbeat => {
+                        request_frame(api.key, version, &HeartbeatRequest::default())
+                    }
+                    ApiKey::LeaveGroup => {
+                        request_frame(api.key, version, &LeaveGroupRequest::default())
+                    }
+                    ApiKey::SyncGroup => {
+                        request_frame(api.key, version, &SyncGroupRequest::default())
+                    }
                     // An empty JoinGroup is refused at once (invalid group id); it never waits.
-                    ApiKey::JoinGroup => request_frame(api.key, version, &JoinGroupRequest::default()),
+                    ApiKey::JoinGroup => {
+                        request_frame(api.key, version, &JoinGroupRequest::default())
+                    }
                     other => panic!("no default request for {other:?}"),
                 };
                 let result = tokio::time::timeout(
@@ -322,7 +373,11 @@ mod tests {
         let valid = [
             request_frame(ApiKey::Metadata, 12, &MetadataRequest::default()),
             request_frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()),
-            request_frame(ApiKey::FindCoordinator, 4, &FindCoordinatorRequest::default()),
+            request_frame(
+                ApiKey::FindCoordinator,
+                4,
+                &FindCoordinatorRequest::default(),
+            ),
             request_frame(ApiKey::Produce, 9, &ProduceRequest::default().with_acks(1)),
         ];
         for round in 0..3000 {

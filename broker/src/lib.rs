@@ -17,5 +17,5 @@ pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
-pub mod server;
 pub mod run;
+pub mod server;

@@ -50,10 +50,26 @@ impl Metrics {
         let rejected_frames = Counter::default();
         let partitions = Gauge::default();
         let log_size_bytes = Family::<TopicLabel, Gauge>::default();
-        registry.register("bytes_in", "Record bytes appended, per topic", bytes_in.clone());
-        registry.register("records_in", "Records appended, per topic", records_in.clone());
-        registry.register("bytes_out", "Record bytes sent to consumers, per topic", bytes_out.clone());
-        registry.register("records_out", "Records sent to consumers, per topic", records_out.clone());
+        registry.register(
+            "bytes_in",
+            "Record bytes appended, per topic",
+            bytes_in.clone(),
+        );
+        registry.register(
+            "records_in",
+            "Records appended, per topic",
+            records_in.clone(),
+        );
+        registry.register(
+            "bytes_out",
+            "Record bytes sent to consumers, per topic",
+            bytes_out.clone(),
+        );
+        registry.register(
+            "records_out",
+            "Records sent to consumers, per topic",
+            records_out.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Time to handle a request, per API",
@@ -64,8 +80,16 @@ impl Metrics {
             "Connections closed for an oversized or undecodable request",
             rejected_frames.clone(),
         );
-        registry.register("partitions", "Partitions hosted by this broker", partitions.clone());
-        registry.register("log_size_bytes", "Size of the partition logs, per topic", log_size_bytes.clone());
+        registry.register(
+            "partitions",
+            "Partitions hosted by this broker",
+            partitions.clone(),
+        );
+        registry.register(
+            "log_size_bytes",
+            "Size of the partition logs, per topic",
+            log_size_bytes.clone(),
+        );
         Metrics {
             registry,
             bytes_in,
@@ -88,13 +112,17 @@ impl Metrics {
     pub fn appended(&self, topic: &str, records: i64, bytes: usize) {
         let label = Self::topic(topic);
         self.bytes_in.get_or_create(&label).inc_by(bytes as u64);
-        self.records_in.get_or_create(&label).inc_by(records.max(0) as u64);
+        self.records_in
+            .get_or_create(&label)
+            .inc_by(records.max(0) as u64);
     }
 
     pub fn fetched(&self, topic: &str, records: i64, bytes: usize) {
         let label = Self::topic(topic);
         self.bytes_out.get_or_create(&label).inc_by(bytes as u64);
-        self.records_out.get_or_create(&label).inc_by(records.max(0) as u64);
+        self.records_out
+            .get_or_create(&label)
+            .inc_by(records.max(0) as u64);
     }
 
     pub fn observe_request(&self, api: ApiKey, seconds: f64) {

@@ -25,9 +25,10 @@ impl ProducerIdAllocator {
     pub fn open(data_dir: &Path) -> anyhow::Result<ProducerIdAllocator> {
         let path = data_dir.join("producer-id-block");
         let next = match fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse::<i64>().map_err(|e| {
-                anyhow::anyhow!("{} is corrupt ({text:?}): {e}", path.display())
-            })?,
+            Ok(text) => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|e| anyhow::anyhow!("{} is corrupt ({text:?}): {e}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e.into()),
         };

@@ -30,6 +30,12 @@ pub fn init_tracing(format: &str) {
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     config.validate()?;
     info!(config = ?config, "starting millrace-broker");
+    // Every segment keeps its log and index files open: ask for as many descriptors as the
+    // system allows, like Kafka's deployment guides do.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!(open_files_limit = limit, "file descriptor limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the file descriptor limit"),
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the Kafka listener on {}", config.listen))?;
@@ -38,7 +44,11 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding the admin listener on {}", config.admin_listen))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let admin_broker: Arc<std::sync::OnceLock<Arc<Broker>>> = Arc::new(std::sync::OnceLock::new());
-    let admin_task = tokio::spawn(admin::serve(admin_listener, admin_broker.clone(), shutdown_rx.clone()));
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        admin_broker.clone(),
+        shutdown_rx.clone(),
+    ));
 
     let broker = tokio::task::spawn_blocking(move || Broker::open(config))
         .await

@@ -63,9 +63,11 @@ pub async fn serve(
         "listener closed; waiting for in-flight requests"
     );
     let timeout = Duration::from_millis(broker.config.shutdown_timeout_ms);
-    if tokio::time::timeout(timeout, async { while connections.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    if tokio::time::timeout(timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
         warn!("shutdown timeout reached; closing remaining connections");
         connections.abort_all();

@@ -25,7 +25,13 @@ const SOURCE_DEFAULT: i8 = 5;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-fn entry(name: &str, value: String, source: i8, read_only: bool, doc: Option<&str>) -> DescribeConfigsResourceResult {
+fn entry(
+    name: &str,
+    value: String,
+    source: i8,
+    read_only: bool,
+    doc: Option<&str>,
+) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
         .with_value(Some(str_bytes(value)))
@@ -39,7 +45,10 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
     vec![
         ("node.id", c.node_id.to_string()),
         ("broker.rack", c.rack.clone().unwrap_or_default()),
-        ("auto.create.topics.enable", c.auto_create_topics.to_string()),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+        ),
         ("num.partitions", c.default_partitions.to_string()),
         ("message.max.bytes", c.max_message_bytes.to_string()),
         ("socket.request.max.bytes", c.max_frame_bytes.to_string()),
@@ -47,9 +56,15 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
         ("log.retention.bytes", c.log_retention_bytes.to_string()),
         ("log.segment.bytes", c.log_segment_bytes.to_string()),
         ("log.roll.ms", c.log_segment_ms.to_string()),
-        ("log.flush.interval.messages", c.log_flush_messages.to_string()),
+        (
+            "log.flush.interval.messages",
+            c.log_flush_messages.to_string(),
+        ),
         ("log.flush.interval.ms", c.log_flush_ms.to_string()),
-        ("offsets.topic.num.partitions", c.offsets_topic_partitions.to_string()),
+        (
+            "offsets.topic.num.partitions",
+            c.offsets_topic_partitions.to_string(),
+        ),
     ]
 }
 
@@ -76,7 +91,10 @@ pub async fn describe_configs(
                 RESOURCE_TOPIC => match broker.topics.get(&resource.resource_name) {
                     None => result
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                        .with_error_message(Some(str_bytes(format!("topic {:?} does not exist", &*resource.resource_name)))),
+                        .with_error_message(Some(str_bytes(format!(
+                            "topic {:?} does not exist",
+                            &*resource.resource_name
+                        )))),
                     Some(topic) => {
                         let config = TopicConfig::resolve(&broker.config, &topic.configs);
                         let configs = config
@@ -88,14 +106,21 @@ pub async fn describe_configs(
                                     ConfigSource::Topic => SOURCE_TOPIC,
                                     ConfigSource::Default => SOURCE_DEFAULT,
                                 };
-                                entry(e.name, e.value.clone(), source, false, with_docs.then_some(e.doc))
+                                entry(
+                                    e.name,
+                                    e.value.clone(),
+                                    source,
+                                    false,
+                                    with_docs.then_some(e.doc),
+                                )
                             })
                             .collect();
                         result.with_configs(configs)
                     }
                 },
-                RESOURCE_BROKER if resource.resource_name.is_empty()
-                    || *resource.resource_name == broker.config.node_id.to_string() =>
+                RESOURCE_BROKER
+                    if resource.resource_name.is_empty()
+                        || *resource.resource_name == broker.config.node_id.to_string() =>
                 {
                     let configs = broker_configs(broker)
                         .into_iter()
@@ -106,10 +131,15 @@ pub async fn describe_configs(
                 }
                 RESOURCE_BROKER => result
                     .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(format!("this is broker {}", broker.config.node_id)))),
+                    .with_error_message(Some(str_bytes(format!(
+                        "this is broker {}",
+                        broker.config.node_id
+                    )))),
                 other => result
                     .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(format!("resource type {other} is not supported")))),
+                    .with_error_message(Some(str_bytes(format!(
+                        "resource type {other} is not supported"
+                    )))),
             }
         })
         .collect();
@@ -173,7 +203,10 @@ fn alter_topic(
                 configs.insert(key, value.to_string());
             }
             (OP_SET, None) => {
-                return Err((ResponseError::InvalidConfig, format!("{key}: SET needs a value")));
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("{key}: SET needs a value"),
+                ));
             }
             (OP_DELETE, _) => {
                 configs.remove(&key);
@@ -189,5 +222,8 @@ fn alter_topic(
     if validate_only {
         return TopicConfig::validate(&configs).map_err(|e| refused(e.into()));
     }
-    broker.set_topic_configs(&name, configs).map(|_| ()).map_err(refused)
+    broker
+        .set_topic_configs(&name, configs)
+        .map(|_| ())
+        .map_err(refused)
 }

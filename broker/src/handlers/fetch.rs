@@ -18,9 +18,14 @@ use crate::broker::Broker;
 /// Longest long poll the broker honours, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
-pub async fn handle(broker: &Arc<Broker>, _header: &RequestHeader, request: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _header: &RequestHeader,
+    request: FetchRequest,
+) -> FetchResponse {
     if request.session_id != 0 {
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
@@ -56,61 +61,61 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
         .topics
         .iter()
         .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|wanted| {
-                    let response = PartitionData::default().with_partition_index(wanted.partition);
-                    let Some(partition) = broker.partitions.get(&topic.topic, wanted.partition) else {
-                        has_error = true;
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_high_watermark(-1)
-                            .with_last_stable_offset(-1)
-                            .with_log_start_offset(-1)
-                            .with_records(Some(Bytes::new()));
-                    };
-                    let epoch = partition.leader_epoch();
-                    let epoch_error = match wanted.current_leader_epoch {
-                        -1 => None,
-                        asked if asked > epoch => Some(ResponseError::UnknownLeaderEpoch),
-                        asked if asked < epoch => Some(ResponseError::FencedLeaderEpoch),
-                        _ => None,
-                    };
-                    // The first partition with data may exceed max_bytes by one batch, so
-                    // that a batch larger than the limit is never stuck.
-                    let limit = (wanted.partition_max_bytes.max(0) as usize).min(if total == 0 {
-                        usize::MAX
-                    } else {
-                        remaining
-                    });
-                    let read = match epoch_error {
-                        Some(error) => Err(error.into()),
-                        None if limit == 0 => partition.read(partition.high_watermark(), 0),
-                        None => partition.read(wanted.fetch_offset, limit),
-                    };
-                    match read {
-                        Ok(read) => {
-                            total += read.records.len();
-                            remaining = remaining.saturating_sub(read.records.len());
-                            response
-                                .with_high_watermark(read.high_watermark)
-                                .with_last_stable_offset(read.high_watermark)
-                                .with_log_start_offset(read.log_start_offset)
-                                .with_records(Some(read.records))
-                        }
-                        Err(error) => {
+            let partitions =
+                topic
+                    .partitions
+                    .iter()
+                    .map(|wanted| {
+                        let response =
+                            PartitionData::default().with_partition_index(wanted.partition);
+                        let Some(partition) = broker.partitions.get(&topic.topic, wanted.partition)
+                        else {
                             has_error = true;
-                            response
-                                .with_error_code(error.error.code())
-                                .with_high_watermark(partition.high_watermark())
-                                .with_last_stable_offset(partition.high_watermark())
-                                .with_log_start_offset(partition.log_start_offset())
-                                .with_records(Some(Bytes::new()))
+                            return response
+                                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                                .with_high_watermark(-1)
+                                .with_last_stable_offset(-1)
+                                .with_log_start_offset(-1)
+                                .with_records(Some(Bytes::new()));
+                        };
+                        let epoch = partition.leader_epoch();
+                        let epoch_error = match wanted.current_leader_epoch {
+                            -1 => None,
+                            asked if asked > epoch => Some(ResponseError::UnknownLeaderEpoch),
+                            asked if asked < epoch => Some(ResponseError::FencedLeaderEpoch),
+                            _ => None,
+                        };
+                        // The first partition with data may exceed max_bytes by one batch, so
+                        // that a batch larger than the limit is never stuck.
+                        let limit = (wanted.partition_max_bytes.max(0) as usize)
+                            .min(if total == 0 { usize::MAX } else { remaining });
+                        let read = match epoch_error {
+                            Some(error) => Err(error.into()),
+                            None if limit == 0 => partition.read(partition.high_watermark(), 0),
+                            None => partition.read(wanted.fetch_offset, limit),
+                        };
+                        match read {
+                            Ok(read) => {
+                                total += read.records.len();
+                                remaining = remaining.saturating_sub(read.records.len());
+                                response
+                                    .with_high_watermark(read.high_watermark)
+                                    .with_last_stable_offset(read.high_watermark)
+                                    .with_log_start_offset(read.log_start_offset)
+                                    .with_records(Some(read.records))
+                            }
+                            Err(error) => {
+                                has_error = true;
+                                response
+                                    .with_error_code(error.error.code())
+                                    .with_high_watermark(partition.high_watermark())
+                                    .with_last_stable_offset(partition.high_watermark())
+                                    .with_log_start_offset(partition.log_start_offset())
+                                    .with_records(Some(Bytes::new()))
+                            }
                         }
-                    }
-                })
-                .collect();
+                    })
+                    .collect();
             FetchableTopicResponse::default()
                 .with_topic(topic.topic.clone())
                 .with_partitions(partitions)
@@ -124,8 +129,16 @@ fn count_records(batches: &Bytes) -> i64 {
     let mut position = 0usize;
     let mut records = 0i64;
     while position + 61 <= batches.len() {
-        let length = i32::from_be_bytes(batches[position + 8..position + 12].try_into().expect("4 bytes"));
-        records += i32::from_be_bytes(batches[position + 57..position + 61].try_into().expect("4 bytes")) as i64;
+        let length = i32::from_be_bytes(
+            batches[position + 8..position + 12]
+                .try_into()
+                .expect("4 bytes"),
+        );
+        records += i32::from_be_bytes(
+            batches[position + 57..position + 61]
+                .try_into()
+                .expect("4 bytes"),
+        ) as i64;
         position += 12 + length.max(0) as usize;
     }
     records

@@ -24,7 +24,10 @@ pub async fn init_producer_id(
         return failed(ResponseError::TransactionalIdAuthorizationFailed);
     }
     // KIP-360: a producer that hit a fatal sequence error bumps its epoch and keeps its id.
-    if request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
+    if request.producer_id.0 >= 0
+        && request.producer_epoch >= 0
+        && request.producer_epoch < i16::MAX - 1
+    {
         return InitProducerIdResponse::default()
             .with_producer_id(request.producer_id)
             .with_producer_epoch(request.producer_epoch + 1);

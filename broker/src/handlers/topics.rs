@@ -144,7 +144,9 @@ pub async fn create_partitions(
             if wanted.assignments.is_some() {
                 return result
                     .with_error_code(ResponseError::InvalidReplicaAssignment.code())
-                    .with_error_message(Some(str_bytes("manual replica assignment is not supported")));
+                    .with_error_message(Some(str_bytes(
+                        "manual replica assignment is not supported",
+                    )));
             }
             match broker.add_partitions(&wanted.name, wanted.count, request.validate_only) {
                 Ok(_) => result,

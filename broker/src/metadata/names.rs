@@ -41,7 +41,15 @@ mod tests {
 
     #[test]
     fn refuses_names_kafka_refuses() {
-        for name in ["", ".", "..", "with space", "slash/y", "ü", &"x".repeat(250)] {
+        for name in [
+            "",
+            ".",
+            "..",
+            "with space",
+            "slash/y",
+            "ü",
+            &"x".repeat(250),
+        ] {
             assert!(validate_topic_name(name).is_err(), "{name}");
         }
     }

@@ -78,9 +78,11 @@ impl TopicRegistry {
     pub fn open(data_dir: &Path) -> anyhow::Result<TopicRegistry> {
         let path = data_dir.join("topics.json");
         let topics = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<RegistryFile>(&bytes)
-                .map_err(|e| anyhow::anyhow!("{} is corrupt: {e}", path.display()))?
-                .topics,
+            Ok(bytes) => {
+                serde_json::from_slice::<RegistryFile>(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{} is corrupt: {e}", path.display()))?
+                    .topics
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
         };
@@ -246,7 +248,9 @@ mod tests {
     fn topics_survive_reopen_and_changes_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let registry = TopicRegistry::open(dir.path()).unwrap();
-        let created = registry.create("orders", 3, BTreeMap::new(), false).unwrap();
+        let created = registry
+            .create("orders", 3, BTreeMap::new(), false)
+            .unwrap();
         assert!(matches!(
             registry.create("orders", 1, BTreeMap::new(), false),
             Err(TopicError::AlreadyExists(_))
@@ -256,14 +260,23 @@ mod tests {
             Err(TopicError::InvalidPartitions(_))
         ));
         registry.add_partitions("orders", 5, false).unwrap();
-        assert_eq!(registry.add_partitions("orders", 9, true).unwrap().partitions, 9);
+        assert_eq!(
+            registry
+                .add_partitions("orders", 9, true)
+                .unwrap()
+                .partitions,
+            9
+        );
 
         let reopened = TopicRegistry::open(dir.path()).unwrap();
         let topic = reopened.get("orders").unwrap();
         assert_eq!(topic.id, created.id);
         assert_eq!(topic.partitions, 5);
         reopened.delete("orders").unwrap();
-        assert!(TopicRegistry::open(dir.path()).unwrap().get("orders").is_none());
+        assert!(TopicRegistry::open(dir.path())
+            .unwrap()
+            .get("orders")
+            .is_none());
     }
 
     #[test]

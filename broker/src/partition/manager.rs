@@ -147,7 +147,9 @@ impl PartitionManager {
         for partition in self.all() {
             match partition.apply_retention() {
                 Ok(0) => {}
-                Ok(deleted) => info!(partition = %partition.id, deleted, "retention removed segments"),
+                Ok(deleted) => {
+                    info!(partition = %partition.id, deleted, "retention removed segments")
+                }
                 Err(error) => warn!(partition = %partition.id, %error, "retention failed"),
             }
         }

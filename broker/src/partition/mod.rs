@@ -220,8 +220,35 @@ impl Partition {
         })
     }
 
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, PartitionError> {
-        Ok(self.state.lock().log.offset_for_timestamp(timestamp)?)
+    /// ListOffsets by timestamp: the first record whose timestamp is at least `timestamp`, and
+    /// that timestamp. The log finds the first batch that can hold it (by the batches' largest
+    /// timestamps); its records are then decoded to find the record itself.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
+        let high_watermark = self.high_watermark();
+        let state = self.state.lock();
+        let Some((batch_offset, batch_max_timestamp)) =
+            state.log.offset_for_timestamp(timestamp)?
+        else {
+            return Ok(None);
+        };
+        if batch_offset >= high_watermark {
+            return Ok(None);
+        }
+        let mut batch = state.log.read(batch_offset, 1, high_watermark)?;
+        drop(state);
+        let records = match kafka_protocol::records::RecordBatchDecoder::decode(&mut batch) {
+            Ok(set) => set.records,
+            // A batch we cannot decode (e.g. an unknown codec) still bounds the answer.
+            Err(_) => return Ok(Some((batch_offset, batch_max_timestamp))),
+        };
+        Ok(records
+            .iter()
+            .find(|record| record.timestamp >= timestamp && record.offset >= batch_offset)
+            .map(|record| (record.offset, record.timestamp))
+            .or(Some((batch_offset, batch_max_timestamp))))
     }
 
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {

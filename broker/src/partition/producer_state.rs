@@ -119,7 +119,13 @@ impl ProducerStateTable {
 mod tests {
     use super::*;
 
-    fn batch(producer_id: i64, epoch: i16, base_sequence: i32, records: i32, offset: i64) -> BatchHeader {
+    fn batch(
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        records: i32,
+        offset: i64,
+    ) -> BatchHeader {
         BatchHeader {
             base_offset: offset,
             batch_length: 0,
@@ -172,8 +178,14 @@ mod tests {
             table.check(&batch(7, 2, 5, 1, -1)),
             Err(ResponseError::OutOfOrderSequenceNumber)
         );
-        assert_eq!(table.check(&batch(7, 2, 0, 1, -1)), Ok(SequenceCheck::Append));
-        assert_eq!(table.check(&batch(-1, -1, -1, 3, -1)), Ok(SequenceCheck::Append));
+        assert_eq!(
+            table.check(&batch(7, 2, 0, 1, -1)),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(
+            table.check(&batch(-1, -1, -1, 3, -1)),
+            Ok(SequenceCheck::Append)
+        );
     }
 
     #[test]

@@ -1,0 +1,357 @@
+//! Committed offsets: kept in memory, written durably to `__consumer_offsets` before a commit
+//! is acknowledged, and rebuilt from that topic at start-up.
+//!
+//! A group's offsets live in one partition of the topic, chosen as Kafka chooses it:
+//! `abs(java_string_hash(group_id)) % partitions`, where `java_string_hash` is Java's
+//! `String.hashCode` over the UTF-16 code units of the id and `abs` is Kafka's `Utils.abs`
+//! (which maps `i32::MIN` to 0). The same group thus maps to the same
+//! partition number as on a Kafka cluster with the same partition count, and the mapping never
+//! changes as long as the partition count does not (it is fixed when the topic is created).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use kafka_protocol::ResponseError;
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use super::codec::{self, CommittedOffset, OffsetKey};
+use crate::partition::{now_ms, Partition, PartitionError};
+
+/// Largest read while loading a partition; a batch larger than this stops the load with an
+/// error rather than looping.
+const MAX_LOAD_READ_BYTES: usize = 256 * 1024 * 1024;
+const LOAD_READ_BYTES: usize = 1024 * 1024;
+
+/// topic -> partition -> offset, for one group.
+pub type GroupOffsets = BTreeMap<String, BTreeMap<i32, CommittedOffset>>;
+
+struct OffsetShard {
+    partition: Arc<Partition>,
+    /// group id -> its committed offsets. Locked across the append so that the order of
+    /// records in the log is the order in which commits become visible.
+    committed: Mutex<HashMap<String, GroupOffsets>>,
+}
+
+/// Every committed offset of this broker's groups.
+pub struct OffsetStore {
+    shards: Vec<OffsetShard>,
+}
+
+/// Java's `String.hashCode`, which Kafka uses to place a group in `__consumer_offsets`.
+pub fn java_string_hash(value: &str) -> i32 {
+    value.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
+}
+
+/// The `__consumer_offsets` partition holding `group_id`'s offsets.
+pub fn partition_for(group_id: &str, partitions: usize) -> usize {
+    debug_assert!(partitions > 0);
+    let hash = java_string_hash(group_id);
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive as usize % partitions
+}
+
+impl OffsetStore {
+    /// Replays every partition of the offsets topic, oldest record first.
+    pub fn load(mut partitions: Vec<Arc<Partition>>) -> anyhow::Result<OffsetStore> {
+        partitions.sort_by_key(|p| p.id.partition);
+        for (index, partition) in partitions.iter().enumerate() {
+            if partition.id.partition != index as i32 {
+                bail!(
+                    "offsets topic partitions are not numbered 0..{}: found {}",
+                    partitions.len(),
+                    partition.id
+                );
+            }
+        }
+        let mut shards = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            let committed = replay(&partition)
+                .with_context(|| format!("loading committed offsets from {}", partition.id))?;
+            shards.push(OffsetShard {
+                partition,
+                committed: Mutex::new(committed),
+            });
+        }
+        Ok(OffsetStore { shards })
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard(&self, group_id: &str) -> Option<&OffsetShard> {
+        if self.shards.is_empty() {
+            return None;
+        }
+        Some(&self.shards[partition_for(group_id, self.shards.len())])
+    }
+
+    /// Groups that have at least one committed offset.
+    pub fn group_ids(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.committed.lock().keys().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    pub fn has_offsets(&self, group_id: &str) -> bool {
+        self.shard(group_id)
+            .is_some_and(|shard| shard.committed.lock().contains_key(group_id))
+    }
+
+    /// Writes the offsets as one record batch and, once the append succeeded, makes them
+    /// visible. All or nothing: on error none of them is committed.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), ResponseError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let shard = self
+            .shard(group_id)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let entries: Vec<(OffsetKey, Option<CommittedOffset>)> = offsets
+            .into_iter()
+            .map(|(topic, partition, value)| {
+                (
+                    OffsetKey {
+                        group: group_id.to_string(),
+                        topic,
+                        partition,
+                    },
+                    Some(value),
+                )
+            })
+            .collect();
+        let mut committed = shard.committed.lock();
+        append(shard, &entries)?;
+        let group = committed.entry(group_id.to_string()).or_default();
+        for (key, value) in entries {
+            if let Some(value) = value {
+                group
+                    .entry(key.topic)
+                    .or_default()
+                    .insert(key.partition, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// The group's committed offset for one partition.
+    pub fn fetch(&self, group_id: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
+        let shard = self.shard(group_id)?;
+        let committed = shard.committed.lock();
+        committed
+            .get(group_id)?
+            .get(topic)?
+            .get(&partition)
+            .cloned()
+    }
+
+    /// Every committed offset of the group.
+    pub fn fetch_all(&self, group_id: &str) -> GroupOffsets {
+        self.shard(group_id)
+            .and_then(|shard| shard.committed.lock().get(group_id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Writes a tombstone for each of the group's offsets, then forgets them. Returns how
+    /// many were deleted.
+    pub fn delete_group(&self, group_id: &str) -> Result<usize, ResponseError> {
+        let Some(shard) = self.shard(group_id) else {
+            return Ok(0);
+        };
+        let mut committed = shard.committed.lock();
+        let Some(offsets) = committed.get(group_id) else {
+            return Ok(0);
+        };
+        let tombstones: Vec<(OffsetKey, Option<CommittedOffset>)> = offsets
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions.keys().map(move |partition| {
+                    (
+                        OffsetKey {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        None,
+                    )
+                })
+            })
+            .collect();
+        if !tombstones.is_empty() {
+            append(shard, &tombstones)?;
+        }
+        committed.remove(group_id);
+        Ok(tombstones.len())
+    }
+}
+
+fn append(
+    shard: &OffsetShard,
+    entries: &[(OffsetKey, Option<CommittedOffset>)],
+) -> Result<(), ResponseError> {
+    let batch = codec::encode_batch(entries, now_ms()).map_err(|error| {
+        warn!(%error, "could not encode an offsets batch");
+        ResponseError::InvalidCommitOffsetSize
+    })?;
+    shard.partition.append_as_leader(&batch).map_err(|error| {
+        warn!(partition = %shard.partition.id, error = %error.message, "writing committed offsets failed");
+        commit_error(&error)
+    })?;
+    Ok(())
+}
+
+/// The error a client sees when the offsets log refused a write, mapped as Kafka maps it.
+fn commit_error(error: &PartitionError) -> ResponseError {
+    match error.error {
+        ResponseError::UnknownTopicOrPartition
+        | ResponseError::NotEnoughReplicas
+        | ResponseError::NotEnoughReplicasAfterAppend
+        | ResponseError::RequestTimedOut => ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
+            ResponseError::NotCoordinator
+        }
+        ResponseError::MessageTooLarge
+        | ResponseError::RecordListTooLarge
+        | ResponseError::InvalidFetchSize => ResponseError::InvalidCommitOffsetSize,
+        _ => ResponseError::UnknownServerError,
+    }
+}
+
+/// Reads a partition from its log start to its high watermark and applies each record in
+/// order: the latest value of a key wins, a tombstone removes it.
+fn replay(partition: &Partition) -> anyhow::Result<HashMap<String, GroupOffsets>> {
+    let mut committed: HashMap<String, GroupOffsets> = HashMap::new();
+    let mut offset = partition.log_start_offset();
+    let end = partition.high_watermark();
+    let mut read_bytes = LOAD_READ_BYTES;
+    let mut records = 0usize;
+    let mut skipped = 0usize;
+    let mut skipped_batches = 0usize;
+    while offset < end {
+        let read = partition
+            .read(offset, read_bytes)
+            .map_err(|error| anyhow::anyhow!("reading at offset {offset}: {}", error.message))?;
+        let (batches, next_offset) = codec::split_batches(&read.records);
+        let Some(next_offset) = next_offset else {
+            if read.records.is_empty() {
+                warn!(partition = %partition.id, offset, end, "offsets log ended before its high watermark");
+                break;
+            }
+            if read_bytes >= MAX_LOAD_READ_BYTES {
+                bail!("a batch at offset {offset} is larger than {MAX_LOAD_READ_BYTES} bytes");
+            }
+            read_bytes *= 2;
+            continue;
+        };
+        for batch in &batches {
+            // The log checked the batch's CRC; a batch that still does not decode (written by
+            // a newer broker, say) is skipped rather than keeping the broker from starting.
+            let decoded = match codec::decode_batch(batch) {
+                Ok(decoded) => decoded,
+                Err(error) => {
+                    warn!(partition = %partition.id, offset, %error, "skipping an undecodable offsets batch");
+                    skipped_batches += 1;
+                    continue;
+                }
+            };
+            for (key, value) in decoded {
+                records += 1;
+                if !apply(&mut committed, key.as_deref(), value.as_deref()) {
+                    skipped += 1;
+                }
+            }
+        }
+        if next_offset <= offset {
+            bail!("offsets log did not advance past offset {offset}");
+        }
+        offset = next_offset;
+    }
+    if skipped > 0 || skipped_batches > 0 {
+        warn!(
+            partition = %partition.id,
+            skipped_records = skipped,
+            skipped_batches,
+            "skipped offsets records this broker cannot read"
+        );
+    }
+    info!(
+        partition = %partition.id,
+        records,
+        groups = committed.len(),
+        "committed offsets loaded"
+    );
+    Ok(committed)
+}
+
+/// Applies one record; false when it was skipped as unreadable.
+fn apply(
+    committed: &mut HashMap<String, GroupOffsets>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> bool {
+    let key = match key.map(codec::decode_key) {
+        Some(Ok(Some(key))) => key,
+        _ => return false,
+    };
+    match value {
+        Some(value) => match codec::decode_value(value) {
+            Ok(value) => {
+                committed
+                    .entry(key.group)
+                    .or_default()
+                    .entry(key.topic)
+                    .or_default()
+                    .insert(key.partition, value);
+                true
+            }
+            Err(_) => false,
+        },
+        None => {
+            if let Some(group) = committed.get_mut(&key.group) {
+                if let Some(partitions) = group.get_mut(&key.topic) {
+                    partitions.remove(&key.partition);
+                    if partitions.is_empty() {
+                        group.remove(&key.topic);
+                    }
+                }
+                if group.is_empty() {
+                    committed.remove(&key.group);
+                }
+            }
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_placement_matches_kafka() {
+        // Java: "".hashCode() == 0, "a".hashCode() == 97, "hello".hashCode() == 99162322.
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE in Java.
+        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        assert_eq!(partition_for("hello", 50), 99_162_322 % 50);
+        assert_eq!(java_string_hash("my-group-xyz-long-name"), -1_415_080_039);
+        assert_eq!(
+            partition_for("my-group-xyz-long-name", 50),
+            1_415_080_039 % 50
+        );
+        // Non-BMP characters hash as their two UTF-16 code units, as in Java.
+        assert_eq!(java_string_hash("\u{1F600}"), 0xD83D * 31 + 0xDE00);
+    }
+}
