@@ -64,10 +64,7 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), Partition
     match timestamp {
         LATEST => Ok((partition.high_watermark(), -1)),
         EARLIEST => Ok((partition.log_start_offset(), -1)),
-        MAX_TIMESTAMP => Ok(partition
-            .max_timestamp()
-            .map(|(ts, offset)| (offset, ts))
-            .unwrap_or((-1, -1))),
+        MAX_TIMESTAMP => Ok(partition.max_timestamp()?.unwrap_or((-1, -1))),
         ts if ts < 0 => Err(ResponseError::InvalidRequest.into()),
         // Kafka answers -1 when no record is as recent as the timestamp asked for.
         ts => Ok(partition.offset_for_timestamp(ts)?.unwrap_or((-1, -1))),

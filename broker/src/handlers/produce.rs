@@ -31,7 +31,7 @@ pub async fn handle(
         let name = topic_data.name.to_string();
         let topic = if request.transactional_id.is_some() {
             Err(ResponseError::TransactionalIdAuthorizationFailed)
-        } else if !matches!(acks, 0 | 1 | -1) {
+        } else if !(-1..=1).contains(&acks) {
             Err(ResponseError::InvalidRequiredAcks)
         } else {
             broker.topic_or_auto_create(&name).map_err(|e| {

@@ -227,32 +227,53 @@ impl Partition {
         &self,
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
-        let high_watermark = self.high_watermark();
-        let state = self.state.lock();
-        let Some((batch_offset, batch_max_timestamp)) =
-            state.log.offset_for_timestamp(timestamp)?
-        else {
+        let found = self.state.lock().log.offset_for_timestamp(timestamp)?;
+        let Some((batch_offset, _)) = found else {
             return Ok(None);
         };
+        self.find_record(batch_offset, |record_timestamp| {
+            record_timestamp >= timestamp
+        })
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the first record carrying the largest timestamp, and that
+    /// timestamp.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, PartitionError> {
+        let found = self.state.lock().log.max_timestamp();
+        let Some((max_timestamp, batch_offset)) = found else {
+            return Ok(None);
+        };
+        self.find_record(batch_offset, |record_timestamp| {
+            record_timestamp == max_timestamp
+        })
+    }
+
+    /// The first record of the batch at `batch_offset` whose timestamp matches, as (offset,
+    /// timestamp). Batches are stored compressed as sent, so this decodes one batch.
+    fn find_record(
+        &self,
+        batch_offset: i64,
+        matches: impl Fn(i64) -> bool,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
+        let high_watermark = self.high_watermark();
         if batch_offset >= high_watermark {
             return Ok(None);
         }
-        let mut batch = state.log.read(batch_offset, 1, high_watermark)?;
-        drop(state);
-        let records = match kafka_protocol::records::RecordBatchDecoder::decode(&mut batch) {
-            Ok(set) => set.records,
-            // A batch we cannot decode (e.g. an unknown codec) still bounds the answer.
-            Err(_) => return Ok(Some((batch_offset, batch_max_timestamp))),
-        };
+        let mut batch = self
+            .state
+            .lock()
+            .log
+            .read(batch_offset, 1, high_watermark)?;
+        let records = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch)
+            .map_err(|error| PartitionError {
+                error: ResponseError::CorruptMessage,
+                message: format!("batch at offset {batch_offset} does not decode: {error:#}"),
+            })?
+            .records;
         Ok(records
             .iter()
-            .find(|record| record.timestamp >= timestamp && record.offset >= batch_offset)
-            .map(|record| (record.offset, record.timestamp))
-            .or(Some((batch_offset, batch_max_timestamp))))
-    }
-
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        self.state.lock().log.max_timestamp()
+            .find(|record| record.offset >= batch_offset && matches(record.timestamp))
+            .map(|record| (record.offset, record.timestamp)))
     }
 
     /// DeleteRecords: moves the log start up to `offset` (-1: the high watermark).
