@@ -37,7 +37,7 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let topics = TopicRegistry::open(&config.data_dir)?;
-        let partitions = PartitionManager::new(&config.data_dir)?;
+        let partitions = PartitionManager::new(config.node_id, &config.data_dir)?;
         if topics.get(OFFSETS_TOPIC).is_none() {
             // Committed offsets must outlive any time-based retention; without compaction the
             // topic grows with every commit (each commit is one small batch).

@@ -62,6 +62,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -190,6 +191,7 @@ async fn route(
         DescribeConfigs => handlers::configs::describe_configs,
         IncrementalAlterConfigs => handlers::configs::incremental_alter_configs,
         DescribeCluster => handlers::cluster::describe_cluster,
+        OffsetForLeaderEpoch => handlers::offset_for_leader_epoch::handle,
         InitProducerId => handlers::producer_id::init_producer_id,
         FindCoordinator => handlers::groups::find_coordinator,
         JoinGroup => handlers::groups::join_group,
@@ -305,6 +307,9 @@ mod tests {
                     }
                     ApiKey::DescribeCluster => {
                         request_frame(api.key, version, &DescribeClusterRequest::default())
+                    }
+                    ApiKey::OffsetForLeaderEpoch => {
+                        request_frame(api.key, version, &OffsetForLeaderEpochRequest::default())
                     }
                     ApiKey::InitProducerId => {
                         request_frame(api.key, version, &InitProducerIdRequest::default())

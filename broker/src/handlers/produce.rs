@@ -1,10 +1,14 @@
 //! Produce: appends each partition's batches as the partition leader.
 //!
-//! acks=0 and acks=1 answer once the leader appended; acks=-1 (all) additionally requires the
-//! in-sync replicas to reach `min.insync.replicas`. On a single node the in-sync set is this
-//! broker, so acks=all succeeds exactly when the topic's min.insync.replicas is 1.
+//! acks=0 and acks=1 answer once the leader appended. acks=-1 (all) refuses to append while the
+//! in-sync replicas are fewer than `min.insync.replicas` (NOT_ENOUGH_REPLICAS), then waits until
+//! the high watermark passes the appended records (every in-sync replica has them) or the
+//! request's timeout runs out (REQUEST_TIMED_OUT).
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
@@ -14,10 +18,7 @@ use tracing::{debug, warn};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::metadata::TopicConfig;
-use crate::partition::PartitionError;
-
-/// Replicas in sync for every partition of a single-node broker.
-const IN_SYNC_REPLICAS: i64 = 1;
+use crate::partition::{Partition, PartitionError};
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -25,8 +26,12 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> ProduceResponse {
     let acks = request.acks;
+    let deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut appended_any = false;
+    // acks=all appends waiting for the high watermark: where their answer is, the partition,
+    // the offset to reach and the topic's min.insync.replicas.
+    let mut awaiting: Vec<(usize, usize, Arc<Partition>, i64, i64)> = Vec::new();
     for topic_data in request.topic_data {
         let name = topic_data.name.to_string();
         let topic = if request.transactional_id.is_some() {
@@ -42,50 +47,57 @@ pub async fn handle(
             .as_ref()
             .map(|t| TopicConfig::resolve(&broker.config, &t.configs).min_insync_replicas())
             .unwrap_or(1);
-        let partition_responses = topic_data
-            .partition_data
-            .into_iter()
-            .map(|data| {
-                let index = data.index;
-                let result = match &topic {
-                    Err(error) => Err(PartitionError::from(*error)),
-                    Ok(t) if t.internal => Err(ResponseError::TopicAuthorizationFailed.into()),
-                    Ok(_) if acks == -1 && IN_SYNC_REPLICAS < min_insync => {
-                        Err(ResponseError::NotEnoughReplicas.into())
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let index = data.index;
+            let result = match &topic {
+                Err(error) => Err(PartitionError::from(*error)),
+                Ok(t) if t.internal => Err(ResponseError::TopicAuthorizationFailed.into()),
+                Ok(_) => match (broker.partitions.get(&name, index), &data.records) {
+                    (None, _) => Err(ResponseError::UnknownTopicOrPartition.into()),
+                    (Some(_), None) => Err(ResponseError::CorruptMessage.into()),
+                    (Some(partition), Some(_))
+                        if acks == -1
+                            && (partition.in_sync_replica_count() as i64) < min_insync =>
+                    {
+                        Err(PartitionError {
+                            error: ResponseError::NotEnoughReplicas,
+                            message: format!(
+                                "{} in-sync replica(s), min.insync.replicas is {min_insync}",
+                                partition.in_sync_replica_count()
+                            ),
+                        })
                     }
-                    Ok(_) => match (broker.partitions.get(&name, index), &data.records) {
-                        (None, _) => Err(ResponseError::UnknownTopicOrPartition.into()),
-                        (Some(_), None) => Err(ResponseError::CorruptMessage.into()),
-                        (Some(partition), Some(records)) => partition.append_as_leader(records),
-                    },
-                };
-                match result {
-                    Ok(outcome) => {
-                        appended_any |= !outcome.duplicate;
-                        broker.metrics.appended(&name, outcome.records, outcome.bytes);
-                        PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_base_offset(outcome.base_offset)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(outcome.log_start_offset)
-                    }
-                    Err(error) => {
-                        if error.error == ResponseError::KafkaStorageError {
-                            warn!(topic = %name, partition = index, message = %error.message, "append failed");
-                        } else {
-                            debug!(topic = %name, partition = index, code = ?error.error, message = %error.message, "append refused");
+                    (Some(partition), Some(records)) => {
+                        let appended = partition.append_as_leader(records);
+                        if let (Ok(outcome), -1) = (&appended, acks) {
+                            awaiting.push((
+                                responses.len(),
+                                partition_responses.len(),
+                                partition.clone(),
+                                outcome.last_offset + 1,
+                                min_insync,
+                            ));
                         }
-                        PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_error_code(error.error.code())
-                            .with_base_offset(-1)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(-1)
-                            .with_error_message(Some(str_bytes(error.message)))
+                        appended
                     }
+                },
+            };
+            partition_responses.push(match result {
+                Ok(outcome) => {
+                    appended_any |= !outcome.duplicate;
+                    broker
+                        .metrics
+                        .appended(&name, outcome.records, outcome.bytes);
+                    PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_base_offset(outcome.base_offset)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(outcome.log_start_offset)
                 }
-            })
-            .collect();
+                Err(error) => refused(&name, index, error),
+            });
+        }
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic_data.name)
@@ -95,5 +107,45 @@ pub async fn handle(
     if appended_any {
         broker.partitions.notify_appended();
     }
+    // The waits overlap in time: each is bounded by the one deadline of the request.
+    for (topic_slot, partition_slot, partition, offset, min_insync) in awaiting {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let error = if !partition.wait_for_high_watermark(offset, remaining).await {
+            Some(PartitionError {
+                error: ResponseError::RequestTimedOut,
+                message: format!(
+                    "in-sync replicas did not reach offset {offset} within the request timeout"
+                ),
+            })
+        } else if (partition.in_sync_replica_count() as i64) < min_insync {
+            Some(PartitionError {
+                error: ResponseError::NotEnoughReplicasAfterAppend,
+                message: format!(
+                    "appended, but the in-sync replicas fell below min.insync.replicas {min_insync}"
+                ),
+            })
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            let slot = &mut responses[topic_slot].partition_responses[partition_slot];
+            *slot = refused(&partition.id.topic, slot.index, error);
+        }
+    }
     ProduceResponse::default().with_responses(responses)
+}
+
+fn refused(topic: &str, index: i32, error: PartitionError) -> PartitionProduceResponse {
+    if error.error == ResponseError::KafkaStorageError {
+        warn!(topic, partition = index, message = %error.message, "append failed");
+    } else {
+        debug!(topic, partition = index, code = ?error.error, message = %error.message, "append refused");
+    }
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(Some(str_bytes(error.message)))
 }

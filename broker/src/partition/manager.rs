@@ -17,6 +17,8 @@ use crate::metadata::TopicRecord;
 
 /// Every partition of this broker, by topic and index.
 pub struct PartitionManager {
+    /// This broker's id.
+    local_id: i32,
     logs_dir: PathBuf,
     partitions: RwLock<BTreeMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append, so that waiting fetches re-check their partitions.
@@ -24,11 +26,12 @@ pub struct PartitionManager {
 }
 
 impl PartitionManager {
-    pub fn new(data_dir: &Path) -> anyhow::Result<PartitionManager> {
+    pub fn new(local_id: i32, data_dir: &Path) -> anyhow::Result<PartitionManager> {
         let logs_dir = data_dir.join("logs");
         fs::create_dir_all(&logs_dir)
             .with_context(|| format!("creating {}", logs_dir.display()))?;
         Ok(PartitionManager {
+            local_id,
             logs_dir,
             partitions: RwLock::new(BTreeMap::new()),
             appended: watch::channel(0).0,
@@ -50,8 +53,9 @@ impl PartitionManager {
                 continue;
             }
             let dir = self.partition_dir(&id);
-            let partition = Partition::open(id.clone(), topic.id, &dir, config.clone())
-                .with_context(|| format!("opening partition {id}"))?;
+            let partition =
+                Partition::open(self.local_id, id.clone(), topic.id, &dir, config.clone())
+                    .with_context(|| format!("opening partition {id}"))?;
             self.partitions.write().insert(id, Arc::new(partition));
         }
         Ok(())

@@ -8,6 +8,7 @@
 
 pub mod manager;
 pub mod producer_state;
+pub mod replicas;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
@@ -16,10 +17,12 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use millrace_log::{Log, LogConfig, LogError};
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 pub use manager::PartitionManager;
 use producer_state::{ProducerStateTable, SequenceCheck};
+use replicas::ReplicaSet;
 
 /// A partition's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +67,8 @@ impl From<ResponseError> for PartitionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
     pub base_offset: i64,
+    /// Offset of the last record appended (acks=all waits for the high watermark to pass it).
+    pub last_offset: i64,
     pub log_start_offset: i64,
     pub records: i64,
     pub bytes: usize,
@@ -92,6 +97,9 @@ pub struct Partition {
     state: Mutex<PartitionState>,
     high_watermark: AtomicI64,
     leader_epoch: AtomicI32,
+    replicas: Mutex<ReplicaSet>,
+    /// Publishes every high watermark move, for acks=all produces waiting on it.
+    high_watermark_moved: watch::Sender<i64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -103,8 +111,10 @@ pub fn now_ms() -> i64 {
 
 impl Partition {
     /// Opens (recovering if needed) the partition's log in `dir` and rebuilds its producer state
-    /// from the batch headers.
+    /// from the batch headers. It starts as a single-replica partition led by `local_id`;
+    /// [`Partition::set_replicas`] gives it its real assignment.
     pub fn open(
+        local_id: i32,
         id: TopicPartition,
         topic_id: Uuid,
         dir: &Path,
@@ -124,7 +134,147 @@ impl Partition {
             state: Mutex::new(PartitionState { log, producers }),
             high_watermark: AtomicI64::new(high_watermark),
             leader_epoch: AtomicI32::new(leader_epoch),
+            replicas: Mutex::new(ReplicaSet::single(local_id, leader_epoch)),
+            high_watermark_moved: watch::channel(high_watermark).0,
         })
+    }
+
+    /// The partition's leadership and replicas as this broker knows them.
+    pub fn replicas(&self) -> ReplicaSet {
+        self.replicas.lock().clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.replicas.lock().is_leader()
+    }
+
+    /// Applies a new leadership or replica assignment (from the cluster metadata). A broker
+    /// that becomes leader keeps its high watermark and lets followers move it; a follower's
+    /// high watermark follows what its leader reports.
+    pub fn set_replicas(&self, replicas: ReplicaSet) {
+        self.leader_epoch
+            .store(replicas.leader_epoch, Ordering::Release);
+        *self.replicas.lock() = replicas;
+        self.advance_high_watermark();
+    }
+
+    /// Moves the high watermark to the smallest log end offset of the in-sync replicas, when
+    /// this broker leads. Returns the high watermark.
+    fn advance_high_watermark(&self) -> i64 {
+        let log_end = self.log_end_offset();
+        let candidate = {
+            let replicas = self.replicas.lock();
+            if !replicas.is_leader() {
+                return self.high_watermark();
+            }
+            replicas.high_watermark(log_end).min(log_end)
+        };
+        let previous = self.high_watermark.fetch_max(candidate, Ordering::AcqRel);
+        if candidate > previous {
+            self.high_watermark_moved.send_replace(candidate);
+            candidate
+        } else {
+            previous
+        }
+    }
+
+    /// Waits until the high watermark reaches `offset` (acks=all), up to `timeout`. Returns
+    /// whether it did.
+    pub async fn wait_for_high_watermark(&self, offset: i64, timeout: std::time::Duration) -> bool {
+        let mut moved = self.high_watermark_moved.subscribe();
+        let reached = tokio::time::timeout(timeout, moved.wait_for(|&hw| hw >= offset)).await;
+        matches!(reached, Ok(Ok(_))) || self.high_watermark() >= offset
+    }
+
+    /// Replicas in sync right now, as the leader sees them.
+    pub fn in_sync_replica_count(&self) -> usize {
+        self.replicas.lock().isr.len()
+    }
+
+    /// Serves a follower's fetch: records its progress, may move the high watermark, and reads
+    /// up to the log end (followers replicate beyond the high watermark).
+    pub fn read_for_follower(
+        &self,
+        replica_id: i32,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadOutcome, PartitionError> {
+        {
+            let mut replicas = self.replicas.lock();
+            if !replicas.is_leader() {
+                return Err(ResponseError::NotLeaderOrFollower.into());
+            }
+            if !replicas.is_replica(replica_id) {
+                return Err(ResponseError::NotLeaderOrFollower.into());
+            }
+            let log_end = self.state.lock().log.log_end_offset();
+            replicas.record_fetch(replica_id, fetch_offset, log_end, now_ms());
+        }
+        let high_watermark = self.advance_high_watermark();
+        let state = self.state.lock();
+        let log_end = state.log.log_end_offset();
+        let records = if fetch_offset == log_end {
+            Bytes::new()
+        } else {
+            state.log.read(fetch_offset, max_bytes, log_end)?
+        };
+        Ok(ReadOutcome {
+            records,
+            high_watermark,
+            log_start_offset: state.log.log_start_offset(),
+        })
+    }
+
+    /// Appends batches fetched from the leader (offsets already assigned) and takes the
+    /// leader's high watermark, bounded by what this replica has.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+    ) -> Result<i64, PartitionError> {
+        let mut state = self.state.lock();
+        if !records.is_empty() {
+            let info = state.log.append_as_follower(records, now_ms())?;
+            for batch in &info.batches {
+                state.producers.record(batch);
+            }
+        }
+        let log_end = state.log.log_end_offset();
+        drop(state);
+        let high_watermark = leader_high_watermark.min(log_end);
+        if high_watermark > self.high_watermark.load(Ordering::Acquire) {
+            self.high_watermark.store(high_watermark, Ordering::Release);
+            self.high_watermark_moved.send_replace(high_watermark);
+        }
+        Ok(log_end)
+    }
+
+    /// Cuts the log at `offset` (a follower whose log diverged from its new leader's). The
+    /// producer state is rebuilt from what remains.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut state = self.state.lock();
+        if offset >= state.log.log_end_offset() {
+            return Ok(());
+        }
+        state.log.truncate_to(offset)?;
+        let mut producers = ProducerStateTable::default();
+        for header in state.log.batch_headers_from(state.log.log_start_offset())? {
+            producers.record(&header);
+        }
+        state.producers = producers;
+        let log_end = state.log.log_end_offset();
+        drop(state);
+        self.high_watermark.fetch_min(log_end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at most `epoch` and where it ended.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.state.lock().log.end_offset_for_epoch(epoch)
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.state.lock().log.latest_epoch()
     }
 
     pub fn dir(&self) -> &Path {
@@ -154,6 +304,9 @@ impl Partition {
     /// Appends a produce payload as the partition's leader. Retried idempotent batches are
     /// acknowledged with their original offsets and not appended again.
     pub fn append_as_leader(&self, records: &[u8]) -> Result<AppendOutcome, PartitionError> {
+        if !self.is_leader() {
+            return Err(ResponseError::NotLeaderOrFollower.into());
+        }
         let now = now_ms();
         let mut state = self.state.lock();
         let max_batch_bytes = state.log.config().max_batch_bytes;
@@ -162,6 +315,7 @@ impl Partition {
             if let SequenceCheck::Duplicate { first_offset } = state.producers.check(&batches[0])? {
                 return Ok(AppendOutcome {
                     base_offset: first_offset,
+                    last_offset: first_offset + batches[0].last_offset_delta as i64,
                     log_start_offset: state.log.log_start_offset(),
                     records: 0,
                     bytes: 0,
@@ -189,13 +343,14 @@ impl Partition {
         for batch in &info.batches {
             state.producers.record(batch);
         }
-        let log_end = state.log.log_end_offset();
         let log_start_offset = state.log.log_start_offset();
         drop(state);
-        // Single replica: the in-sync set is this broker, so the high watermark is the log end.
-        self.high_watermark.fetch_max(log_end, Ordering::AcqRel);
+        // With this broker alone in the ISR the high watermark moves to the log end now;
+        // otherwise followers' fetches move it.
+        self.advance_high_watermark();
         Ok(AppendOutcome {
             base_offset: info.first_offset,
+            last_offset: info.last_offset,
             log_start_offset,
             records: info.record_count,
             bytes: records.len(),
@@ -205,6 +360,9 @@ impl Partition {
 
     /// Reads whole batches from `offset`, up to the high watermark and about `max_bytes`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
+        if !self.is_leader() {
+            return Err(ResponseError::NotLeaderOrFollower.into());
+        }
         let high_watermark = self.high_watermark();
         let state = self.state.lock();
         let log_start_offset = state.log.log_start_offset();

@@ -36,7 +36,7 @@ fn offsets_partitions_with(dir: &Path, count: i32, config: LogConfig) -> Vec<Arc
             };
             let partition_dir = dir.join(format!("__consumer_offsets-{partition}"));
             Arc::new(
-                Partition::open(id, Uuid::from_u128(1), &partition_dir, config.clone())
+                Partition::open(1, id, Uuid::from_u128(1), &partition_dir, config.clone())
                     .expect("opening an offsets partition"),
             )
         })
