@@ -178,6 +178,11 @@ impl<E: IndexEntry> IndexFile<E> {
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_all()
     }
+
+    /// A second handle on the index file, to fsync it without holding the log.
+    pub fn clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
 }
 
 #[cfg(test)]

@@ -23,4 +23,4 @@ mod test_util;
 pub use batch::{validate_batches, BatchHeader};
 pub use config::LogConfig;
 pub use error::LogError;
-pub use log::{AppendInfo, Log};
+pub use log::{AppendInfo, Log, PendingFlush};

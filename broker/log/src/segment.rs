@@ -371,6 +371,15 @@ impl Segment {
         self.time_index.sync()
     }
 
+    /// Second handles on the segment's three files, to fsync them without holding the log.
+    pub fn clone_files(&self) -> io::Result<Vec<File>> {
+        Ok(vec![
+            self.log.try_clone()?,
+            self.offset_index.clone_file()?,
+            self.time_index.clone_file()?,
+        ])
+    }
+
     /// Deletes the files, indexes first so a crash never leaves a log without its data.
     pub fn delete(self) -> io::Result<()> {
         remove_if_exists(self.offset_index.path())?;

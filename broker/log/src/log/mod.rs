@@ -169,6 +169,39 @@ impl Log {
         }
     }
 
+    /// Starts a flush that is due by `flush.ms`: returns handles on every file that may hold
+    /// unflushed data, to be fsynced by [`PendingFlush::sync`] *without* the caller holding the
+    /// log (an fsync can take tens of milliseconds; appends and reads go on meanwhile), then
+    /// finished by [`Log::complete_flush`].
+    pub fn begin_flush(&mut self, now_ms: i64) -> Result<Option<PendingFlush>, LogError> {
+        match self.first_unflushed_ms {
+            Some(first) if now_ms - first >= self.config.flush_ms => {}
+            _ => return Ok(None),
+        }
+        let first_dirty = self.segment_index_for(self.recovery_point);
+        let mut files = Vec::new();
+        for segment in &self.segments[first_dirty..] {
+            files.extend(segment.clone_files()?);
+        }
+        self.unflushed_messages = 0;
+        self.first_unflushed_ms = None;
+        Ok(Some(PendingFlush {
+            files,
+            up_to: self.log_end_offset(),
+        }))
+    }
+
+    /// Records that a flush begun with [`Log::begin_flush`] reached the disk: moves the recovery
+    /// point (never past the log end, which a truncation in between may have lowered).
+    pub fn complete_flush(&mut self, flushed: PendingFlush) -> Result<(), LogError> {
+        let point = flushed.up_to.min(self.log_end_offset());
+        if point > self.recovery_point {
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, point)?;
+            self.recovery_point = point;
+        }
+        Ok(())
+    }
+
     /// fsyncs every segment that may hold unflushed data, then advances the recovery point.
     pub fn flush(&mut self) -> Result<(), LogError> {
         let first_dirty = self.segment_index_for(self.recovery_point);
@@ -246,4 +279,21 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
     }
     bases.sort_unstable();
     Ok(bases)
+}
+
+/// Files of a flush in progress (see [`Log::begin_flush`]).
+#[derive(Debug)]
+pub struct PendingFlush {
+    files: Vec<fs::File>,
+    up_to: i64,
+}
+
+impl PendingFlush {
+    /// fsyncs the files; safe to call without holding the log.
+    pub fn sync(&self) -> Result<(), LogError> {
+        for file in &self.files {
+            file.sync_all()?;
+        }
+        Ok(())
+    }
 }

@@ -391,3 +391,25 @@ fn delete_removes_the_directory() {
     log.delete().unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn a_flush_in_two_steps_moves_the_recovery_point_only_when_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_ms: 100,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    let recovery_point = || checkpoint::read_offset(dir.path(), RECOVERY_POINT_FILE).unwrap();
+    log.append_as_leader(&batch(4, 0), 0, 1_000).unwrap();
+    assert!(log.begin_flush(1_050).unwrap().is_none());
+    let pending = log.begin_flush(1_100).unwrap().expect("flush is due");
+    // Appends go on while the files are synced.
+    log.append_as_leader(&batch(2, 0), 0, 1_120).unwrap();
+    pending.sync().unwrap();
+    assert_eq!(recovery_point().unwrap_or(0), 0);
+    log.complete_flush(pending).unwrap();
+    assert_eq!(recovery_point(), Some(4));
+    // The later append is still due for the next flush.
+    assert!(log.begin_flush(1_300).unwrap().is_some());
+}
