@@ -108,10 +108,17 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandOutcome {
     Done,
-    Broker { broker_id: i32, epoch: u64, fenced: bool },
+    Broker {
+        broker_id: i32,
+        epoch: u64,
+        fenced: bool,
+    },
     Topic(Arc<TopicRecord>),
     Partition(PartitionState),
-    ProducerIdBlock { start: i64, len: i64 },
+    ProducerIdBlock {
+        start: i64,
+        len: i64,
+    },
 }
 
 /// Why the state machine refused a command. Each maps to one Kafka error code.

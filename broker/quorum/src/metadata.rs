@@ -146,6 +146,7 @@ impl ClusterMetadata {
 
     /// Partitions led by `broker_id`.
     pub fn led_by(&self, broker_id: i32) -> impl Iterator<Item = (&str, &PartitionState)> {
-        self.partitions().filter(move |(_, p)| p.leader == broker_id)
+        self.partitions()
+            .filter(move |(_, p)| p.leader == broker_id)
     }
 }
