@@ -1,0 +1,23 @@
+//! The control plane's vocabulary, parsed once at the edge ("parse, don't validate"): a value of
+//! one of these types is valid wherever it travels afterwards. Nothing here does I/O. (The
+//! state enums derive utoipa's `ToSchema` so the API document lists their values.)
+
+mod broker;
+mod cluster;
+mod configuration;
+mod error;
+mod node;
+mod state;
+mod storage;
+mod tags;
+mod version;
+
+pub use broker::{BrokerCount, BrokerType, InstanceType, Zones, BROKER_TYPES, DEFAULT_ZONES};
+pub use cluster::{cluster_arn, BrokerNodeGroup, ClusterName, ClusterSpec, ConfigurationRef};
+pub use configuration::{configuration_arn, ConfigurationName, ServerProperties};
+pub use error::{At, DomainError};
+pub use node::{AgentState, Heartbeat, NodeVolume};
+pub use state::{ClusterState, OperationState, OperationStep, OperationType, StepStatus};
+pub use storage::{ProvisionedThroughput, StorageInfo, VolumeSize};
+pub use tags::Tags;
+pub use version::{KafkaVersion, VersionCatalog};

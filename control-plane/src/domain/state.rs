@@ -1,0 +1,164 @@
+//! Cluster states, operation types and operation states, with MSK's rules.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Result<Self, String> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "{text:?} is not one of {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// A cluster's lifecycle state.
+    ClusterState {
+        Creating = "CREATING",
+        Active = "ACTIVE",
+        Updating = "UPDATING",
+        RebootingBroker = "REBOOTING_BROKER",
+        Healing = "HEALING",
+        Deleting = "DELETING",
+        Failed = "FAILED",
+    }
+}
+
+impl ClusterState {
+    /// MSK accepts changes (broker count, storage, type, version, configuration, reboot) only
+    /// from an ACTIVE cluster: one change at a time, never on a cluster that is not serving.
+    pub fn accepts_updates(self) -> bool {
+        self == ClusterState::Active
+    }
+
+    /// Delete is accepted from ACTIVE and FAILED (as in MSK) and also from CREATING, so that a
+    /// create that cannot finish can be abandoned without waiting for it to fail; the reconciler
+    /// then stops whatever the create had started. A cluster in the middle of a change (UPDATING,
+    /// REBOOTING_BROKER, HEALING) must finish it first, and DELETING is already on its way.
+    pub fn accepts_delete(self) -> bool {
+        matches!(
+            self,
+            ClusterState::Active | ClusterState::Failed | ClusterState::Creating
+        )
+    }
+}
+
+string_enum! {
+    /// What a cluster operation changes.
+    OperationType {
+        Create = "CREATE",
+        Delete = "DELETE",
+        UpdateBrokerCount = "UPDATE_BROKER_COUNT",
+        UpdateBrokerStorage = "UPDATE_BROKER_STORAGE",
+        UpdateBrokerType = "UPDATE_BROKER_TYPE",
+        UpdateClusterKafkaVersion = "UPDATE_CLUSTER_KAFKA_VERSION",
+        UpdateClusterConfiguration = "UPDATE_CLUSTER_CONFIGURATION",
+        RebootNode = "REBOOT_NODE",
+        Heal = "HEAL",
+    }
+}
+
+string_enum! {
+    /// Where an operation is.
+    OperationState {
+        Pending = "PENDING",
+        UpdateInProgress = "UPDATE_IN_PROGRESS",
+        UpdateComplete = "UPDATE_COMPLETE",
+        UpdateFailed = "UPDATE_FAILED",
+    }
+}
+
+impl OperationState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            OperationState::UpdateComplete | OperationState::UpdateFailed
+        )
+    }
+}
+
+string_enum! {
+    /// Where one step of an operation is.
+    StepStatus {
+        Pending = "PENDING",
+        InProgress = "IN_PROGRESS",
+        Complete = "COMPLETE",
+        Failed = "FAILED",
+    }
+}
+
+/// One persisted step of an operation, so that a restarted control plane resumes where it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStep {
+    pub name: String,
+    pub status: StepStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+}
+
+impl OperationStep {
+    pub fn pending(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            status: StepStatus::Pending,
+            started_at: None,
+            ended_at: None,
+            message: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_text() {
+        for state in ClusterState::ALL {
+            assert_eq!(ClusterState::parse(state.as_str()).unwrap(), *state);
+        }
+        for kind in OperationType::ALL {
+            assert_eq!(OperationType::parse(kind.as_str()).unwrap(), *kind);
+        }
+        assert!(ClusterState::parse("active").is_err());
+    }
+
+    #[test]
+    fn msk_state_rules() {
+        assert!(ClusterState::Active.accepts_updates());
+        assert!(!ClusterState::Creating.accepts_updates());
+        assert!(!ClusterState::Failed.accepts_updates());
+        assert!(ClusterState::Failed.accepts_delete());
+        assert!(ClusterState::Creating.accepts_delete());
+        assert!(!ClusterState::Updating.accepts_delete());
+        assert!(!ClusterState::Deleting.accepts_delete());
+    }
+}

@@ -1,0 +1,10 @@
+//! Millrace's control plane: the REST API, its store, and (in later modules) the reconciler and
+//! platforms. `main.rs` is the `millrace` binary: the server and a small CLI over the API.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod server;
+pub mod store;
