@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,6 +58,34 @@ pub struct ServeArgs {
     /// Seconds before a request is answered 408.
     #[arg(long, env = "MILLRACE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Where `millrace-agent` and `millrace-broker` are (default: beside this executable).
+    #[arg(long, env = "MILLRACE_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Ports the local platform hands to broker nodes, `first-last` (last excluded).
+    #[arg(long, env = "MILLRACE_NODE_PORTS", default_value = "20000-32000", value_parser = parse_port_range)]
+    pub node_ports: Range<u16>,
+    /// Seconds a new cluster's brokers get to become ready before the create fails.
+    #[arg(
+        long,
+        env = "MILLRACE_BROKER_READY_TIMEOUT_SECS",
+        default_value_t = 120
+    )]
+    pub broker_ready_timeout_secs: u64,
+}
+
+fn parse_port_range(text: &str) -> Result<Range<u16>, String> {
+    let (first, last) = text
+        .split_once('-')
+        .ok_or_else(|| format!("expected first-last, not {text:?}"))?;
+    let first: u16 = first
+        .trim()
+        .parse()
+        .map_err(|e| format!("{first:?}: {e}"))?;
+    let last: u16 = last.trim().parse().map_err(|e| format!("{last:?}: {e}"))?;
+    if last <= first {
+        return Err(format!("{text:?} is an empty range"));
+    }
+    Ok(first..last)
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +155,10 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// MILLRACE_ADMIN_TOKEN: an admin token to accept (for automation); never printed.
     pub admin_token: Option<String>,
+    /// Where the agent and broker binaries are; None: beside the `millrace` executable.
+    pub bin_dir: Option<PathBuf>,
+    pub node_ports: Range<u16>,
+    pub broker_ready_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -145,6 +178,9 @@ impl ServeConfig {
             admin_token: std::env::var("MILLRACE_ADMIN_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
+            bin_dir: args.bin_dir,
+            node_ports: args.node_ports,
+            broker_ready_timeout: Duration::from_secs(args.broker_ready_timeout_secs),
         }
     }
 }
@@ -179,6 +215,9 @@ impl fmt::Debug for ServeConfig {
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "(set, redacted)"),
             )
+            .field("bin_dir", &self.bin_dir)
+            .field("node_ports", &self.node_ports)
+            .field("broker_ready_timeout", &self.broker_ready_timeout)
             .finish()
     }
 }
@@ -212,6 +251,9 @@ mod tests {
             cors_origins: vec![],
             request_timeout: Duration::from_secs(1),
             admin_token: Some("mr_topsecret".into()),
+            bin_dir: None,
+            node_ports: 20_000..32_000,
+            broker_ready_timeout: Duration::from_secs(120),
         };
         let shown = format!("{config:?}");
         assert!(

@@ -1,10 +1,12 @@
-//! Millrace's control plane: the REST API, its store, and (in later modules) the reconciler and
-//! platforms. `main.rs` is the `millrace` binary: the server and a small CLI over the API.
+//! Millrace's control plane: the REST API, its store, the reconciler and the platforms.
+//! `main.rs` is the `millrace` binary: the server and a small CLI over the API.
 
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod platform;
+pub mod reconciler;
 pub mod server;
 pub mod store;

@@ -180,6 +180,13 @@ pub enum PlatformError {
     Process(String),
 }
 
+/// Installs rustls' ring provider as the process default. reqwest is built without a provider
+/// of its own (`rustls-no-provider`), so a platform's HTTP client cannot be built before this
+/// runs. Idempotent: a provider already installed is kept.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl PlatformError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PlatformError {
         let context = context.into();

@@ -454,6 +454,30 @@ impl Store {
         self.get_cluster(id).await
     }
 
+    /// Moves a cluster from `from` to `to` (setting its bootstrap broker string when given),
+    /// unless its state changed meanwhile (e.g. a delete was requested): false then. Bumps
+    /// `currentVersion`.
+    pub async fn transition_cluster_state(
+        &self,
+        id: Uuid,
+        from: ClusterState,
+        to: ClusterState,
+        bootstrap_brokers: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clusters SET state = $1, bootstrap_brokers = COALESCE($2, bootstrap_brokers), \
+             current_version = current_version + 1, updated_at = $3 WHERE id = $4 AND state = $5",
+        )
+        .bind(to.as_str())
+        .bind(bootstrap_brokers.map(str::to_owned))
+        .bind(time_text(now()))
+        .bind(id.to_string())
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Forgets a cluster: its row, nodes, agent tokens and lease. Its operations stay as history.
     pub async fn delete_cluster_rows(&self, id: Uuid) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;

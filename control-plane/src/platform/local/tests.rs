@@ -65,6 +65,7 @@ struct Fixture {
 impl Fixture {
     /// Each test gets its own port range: tests run in parallel with separate roots.
     fn new(first_port: u16) -> Fixture {
+        crate::platform::install_tls_provider();
         let root = tempfile::Builder::new()
             .prefix("millrace-local-platform-")
             .tempdir()

@@ -1,0 +1,521 @@
+//! The executor: performs a planned step through the platform and the store, and records it on
+//! the cluster's operation (name, status, times, message) so a restarted control plane shows and
+//! resumes where the work was.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::Utc;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::plan::{broker_ids, node_state, plan, Step};
+use super::{ReconcileError, Reconciler};
+use crate::domain::{
+    ClusterState, NodeVolume, OperationState, OperationStep, OperationType, StepStatus, StorageInfo,
+};
+use crate::platform::{NodeSpec, PlatformError, VolumeSpec, VoterAddress};
+use crate::store::{ClusterRecord, NodeRecord, OperationRecord, StoreError};
+
+/// What one pass knows of the cluster's operation.
+struct Pass {
+    cluster: ClusterRecord,
+    operation: Option<OperationRecord>,
+}
+
+/// How a step ended.
+enum Outcome {
+    /// Done; plan the next one.
+    Done,
+    /// Waiting on the brokers: end this pass.
+    Wait,
+    /// The cluster is gone or settled: end this pass.
+    Finished,
+}
+
+impl Reconciler {
+    /// Plans and performs steps on one cluster until it waits, settles, or the lease is lost.
+    pub(super) async fn steps(
+        &self,
+        cluster_id: Uuid,
+        lease_lost: &AtomicBool,
+    ) -> Result<(), ReconcileError> {
+        for _ in 0..self.config.max_steps_per_pass {
+            if lease_lost.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let cluster = match self.store.get_cluster(cluster_id).await {
+                Ok(cluster) => cluster,
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(error) => return Err(error.into()),
+            };
+            let operation = self
+                .store
+                .unfinished_operations(cluster_id)
+                .await?
+                .into_iter()
+                .next();
+            if let Some(op) = &operation {
+                tracing::Span::current().record("operation_id", tracing::field::display(op.id));
+            }
+            let nodes = self.store.list_nodes(cluster_id).await?;
+            let observed = self.platform.observe(cluster_id).await?;
+            let step = plan(&cluster, operation.as_ref(), &observed, &nodes);
+            let mut pass = Pass { cluster, operation };
+            match self.perform(&mut pass, &step, &nodes).await {
+                Ok(Outcome::Done) => {}
+                Ok(Outcome::Wait | Outcome::Finished) => return Ok(()),
+                Err(ReconcileError::Platform(error)) if is_permanent(&error) => {
+                    self.fail(&mut pass, &step.name(), &error.to_string())
+                        .await?;
+                    return Ok(());
+                }
+                Err(error) => {
+                    // Transient (a process, a port, the database): recorded and retried.
+                    self.record_step(
+                        &mut pass,
+                        &step.name(),
+                        StepStatus::InProgress,
+                        Some(&error.to_string()),
+                    )
+                    .await?;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn perform(
+        &self,
+        pass: &mut Pass,
+        step: &Step,
+        nodes: &[NodeRecord],
+    ) -> Result<Outcome, ReconcileError> {
+        let cluster_id = pass.cluster.id;
+        if !matches!(step, Step::Nothing | Step::Fail { .. }) {
+            info!(step = %step.name(), state = %pass.cluster.state, "reconciling");
+        }
+        match step {
+            Step::Nothing => Ok(Outcome::Finished),
+            Step::Fail { reason } => {
+                self.fail(pass, "Fail", reason).await?;
+                Ok(Outcome::Finished)
+            }
+            Step::AllocateNodes => {
+                self.begin(pass, step).await?;
+                let ids = broker_ids(&pass.cluster);
+                let endpoints = self.platform.allocate_endpoints(cluster_id, &ids).await?;
+                let spec = &pass.cluster.spec;
+                for (index, (id, endpoints)) in ids.iter().zip(&endpoints).enumerate() {
+                    if nodes.iter().any(|n| n.broker_id == *id) {
+                        continue;
+                    }
+                    let mut node = NodeRecord::new(
+                        cluster_id,
+                        *id,
+                        spec.broker_node_group.zones.zone_of(index),
+                        spec.kafka_version.as_str(),
+                        node_volume(&spec.broker_node_group.storage, None),
+                        node_state::PROVISIONING,
+                    );
+                    node.endpoint = Some(endpoints.kafka.clone());
+                    self.store.upsert_node(&node).await?;
+                }
+                self.complete(pass, step, None).await?;
+                Ok(Outcome::Done)
+            }
+            Step::EnsureVolume(broker_id) => {
+                self.begin(pass, step).await?;
+                let volume = volume_spec(&pass.cluster.spec.broker_node_group.storage);
+                let id = self
+                    .platform
+                    .ensure_volume(cluster_id, *broker_id, &volume)
+                    .await?;
+                let mut node = node_of(nodes, *broker_id)?;
+                node.volume = node_volume(&pass.cluster.spec.broker_node_group.storage, Some(id.0));
+                node.state = node_state::VOLUME_READY.into();
+                self.store.upsert_node(&node).await?;
+                self.complete(pass, step, None).await?;
+                Ok(Outcome::Done)
+            }
+            Step::CreateNode(broker_id) => {
+                self.begin(pass, step).await?;
+                self.start_node(&pass.cluster, nodes, *broker_id).await?;
+                self.complete(pass, step, None).await?;
+                Ok(Outcome::Done)
+            }
+            Step::ReplaceNode(broker_id) => {
+                if pass.cluster.state == ClusterState::Active {
+                    self.start_heal(pass, *broker_id).await?;
+                }
+                self.begin(pass, step).await?;
+                let mut node = node_of(nodes, *broker_id)?;
+                node.state = node_state::REPLACING.into();
+                self.store.upsert_node(&node).await?;
+                // The old node goes (an instance-store volume with it); a persistent volume
+                // stays and is handed to the replacement.
+                self.platform.delete_node(cluster_id, *broker_id).await?;
+                let volume = volume_spec(&pass.cluster.spec.broker_node_group.storage);
+                self.platform
+                    .ensure_volume(cluster_id, *broker_id, &volume)
+                    .await?;
+                self.start_node(&pass.cluster, nodes, *broker_id).await?;
+                self.complete(pass, step, None).await?;
+                Ok(Outcome::Done)
+            }
+            Step::WaitForBrokers => {
+                self.begin(pass, step).await?;
+                let waited = pass
+                    .operation
+                    .as_ref()
+                    .and_then(|op| op.steps.iter().rev().find(|s| s.name == step.name()))
+                    .and_then(|s| s.started_at)
+                    .map(|started| (Utc::now() - started).to_std().unwrap_or_default());
+                if waited.is_some_and(|w| w > self.config.ready_timeout) {
+                    let observed = self.platform.observe(cluster_id).await?;
+                    let not_ready: Vec<String> = observed
+                        .iter()
+                        .filter(|n| n.phase != crate::platform::NodePhase::Running)
+                        .map(|n| format!("broker {} {:?}: {}", n.broker_id, n.phase, n.message))
+                        .collect();
+                    let reason = format!(
+                        "brokers not ready after {:?}: {}",
+                        self.config.ready_timeout,
+                        not_ready.join("; ")
+                    );
+                    self.fail(pass, &step.name(), &reason).await?;
+                    return Ok(Outcome::Finished);
+                }
+                Ok(Outcome::Wait)
+            }
+            Step::MarkActive { bootstrap } => {
+                self.begin(pass, step).await?;
+                for node in nodes {
+                    if node.state != node_state::RUNNING {
+                        let mut node = node.clone();
+                        node.state = node_state::RUNNING.into();
+                        self.store.upsert_node(&node).await?;
+                    }
+                }
+                let moved = self
+                    .store
+                    .transition_cluster_state(
+                        cluster_id,
+                        pass.cluster.state,
+                        ClusterState::Active,
+                        Some(bootstrap),
+                    )
+                    .await?;
+                if moved {
+                    self.complete(pass, step, Some(bootstrap)).await?;
+                    self.finish_operation(pass, OperationState::UpdateComplete, None)
+                        .await?;
+                    info!(%bootstrap, "cluster ACTIVE");
+                }
+                Ok(Outcome::Done)
+            }
+            Step::DeleteNodes => {
+                self.begin(pass, step).await?;
+                let observed = self.platform.observe(cluster_id).await?;
+                // In parallel: each node's graceful stop takes its own time.
+                let mut deletions = tokio::task::JoinSet::new();
+                for node in &observed {
+                    let platform = self.platform.clone();
+                    let broker_id = node.broker_id;
+                    deletions
+                        .spawn(async move { platform.delete_node(cluster_id, broker_id).await });
+                }
+                while let Some(result) = deletions.join_next().await {
+                    result
+                        .map_err(|e| PlatformError::Process(format!("deleting a node: {e}")))??;
+                }
+                for node in nodes {
+                    let mut node = node.clone();
+                    node.state = node_state::STOPPED.into();
+                    self.store.upsert_node(&node).await?;
+                }
+                self.complete(pass, step, None).await?;
+                Ok(Outcome::Done)
+            }
+            Step::DeleteVolumes => {
+                self.begin(pass, step).await?;
+                for node in nodes {
+                    if node.volume.persistent && node.state != node_state::VOLUME_DELETED {
+                        self.platform
+                            .delete_volume(cluster_id, node.broker_id)
+                            .await?;
+                        let mut node = node.clone();
+                        node.state = node_state::VOLUME_DELETED.into();
+                        self.store.upsert_node(&node).await?;
+                    }
+                }
+                self.complete(pass, step, None).await?;
+                Ok(Outcome::Done)
+            }
+            Step::ForgetCluster => {
+                self.begin(pass, step).await?;
+                self.platform.delete_cluster_resources(cluster_id).await?;
+                self.complete(pass, step, None).await?;
+                self.finish_operation(pass, OperationState::UpdateComplete, None)
+                    .await?;
+                self.store.delete_cluster_rows(cluster_id).await?;
+                info!("cluster deleted");
+                Ok(Outcome::Finished)
+            }
+        }
+    }
+
+    /// Starts (or adopts) one broker's node with a fresh agent token.
+    async fn start_node(
+        &self,
+        cluster: &ClusterRecord,
+        nodes: &[NodeRecord],
+        broker_id: i32,
+    ) -> Result<(), ReconcileError> {
+        let ids = broker_ids(cluster);
+        let endpoints = self.platform.allocate_endpoints(cluster.id, &ids).await?;
+        let voters: Vec<VoterAddress> = ids
+            .iter()
+            .zip(&endpoints)
+            .map(|(id, e)| VoterAddress {
+                broker_id: *id,
+                controller: e.controller.clone(),
+            })
+            .collect();
+        let index = ids.iter().position(|id| *id == broker_id).ok_or_else(|| {
+            PlatformError::InvalidSpec {
+                field: "brokerId".into(),
+                reason: format!("broker {broker_id} is not part of the cluster"),
+            }
+        })?;
+        let mut node = node_of(nodes, broker_id)?;
+        let spec = NodeSpec {
+            cluster_id: cluster.id,
+            broker_id,
+            zone: node.zone.clone(),
+            broker_version: cluster.spec.kafka_version.as_str().to_owned(),
+            instance_type: cluster
+                .spec
+                .broker_node_group
+                .instance_type
+                .name()
+                .to_owned(),
+            volume: volume_spec(&cluster.spec.broker_node_group.storage),
+            broker_config: self.broker_config(cluster).await?,
+            voters,
+            agent_token: self.store.create_agent_token(cluster.id, broker_id).await?,
+            control_plane_url: self.config.control_plane_url.clone(),
+        };
+        self.platform.create_node(&spec, &endpoints[index]).await?;
+        node.state = node_state::STARTING.into();
+        node.endpoint = Some(endpoints[index].kafka.clone());
+        self.store.upsert_node(&node).await?;
+        Ok(())
+    }
+
+    /// The server.properties of the cluster's configuration revision, as key/value pairs.
+    async fn broker_config(
+        &self,
+        cluster: &ClusterRecord,
+    ) -> Result<BTreeMap<String, String>, ReconcileError> {
+        let Some(reference) = &cluster.spec.configuration else {
+            return Ok(BTreeMap::new());
+        };
+        let revision = self
+            .store
+            .get_configuration_revision(&reference.arn, reference.revision)
+            .await?;
+        Ok(parse_properties(&revision.server_properties))
+    }
+
+    /// Opens a HEAL operation and moves the cluster to HEALING.
+    async fn start_heal(&self, pass: &mut Pass, broker_id: i32) -> Result<(), ReconcileError> {
+        let spec = pass.cluster.spec.clone();
+        let operation = self
+            .store
+            .insert_operation(
+                pass.cluster.id,
+                OperationType::Heal,
+                Some(&spec),
+                Some(&spec),
+            )
+            .await?;
+        tracing::Span::current().record("operation_id", tracing::field::display(operation.id));
+        warn!(broker_id, operation_id = %operation.id, "a broker node failed: healing");
+        self.store
+            .transition_cluster_state(
+                pass.cluster.id,
+                ClusterState::Active,
+                ClusterState::Healing,
+                None,
+            )
+            .await?;
+        pass.cluster.state = ClusterState::Healing;
+        pass.operation = Some(operation);
+        Ok(())
+    }
+
+    /// Ends the operation failed with `reason`; a create leaves the cluster FAILED, a heal
+    /// returns it to ACTIVE (it serves with the brokers it has; the next pass tries again).
+    async fn fail(&self, pass: &mut Pass, step: &str, reason: &str) -> Result<(), ReconcileError> {
+        warn!(%reason, step, "operation failed");
+        self.record_step(pass, step, StepStatus::Failed, Some(reason))
+            .await?;
+        self.finish_operation(pass, OperationState::UpdateFailed, Some(reason))
+            .await?;
+        let next = match pass.cluster.state {
+            ClusterState::Creating => Some(ClusterState::Failed),
+            ClusterState::Healing => Some(ClusterState::Active),
+            _ => None,
+        };
+        if let Some(next) = next {
+            self.store
+                .transition_cluster_state(pass.cluster.id, pass.cluster.state, next, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_operation(
+        &self,
+        pass: &mut Pass,
+        state: OperationState,
+        error: Option<&str>,
+    ) -> Result<(), ReconcileError> {
+        if let Some(op) = &pass.operation {
+            let updated = self.store.set_operation_state(op.id, state, error).await?;
+            pass.operation = Some(updated);
+        }
+        Ok(())
+    }
+
+    async fn begin(&self, pass: &mut Pass, step: &Step) -> Result<(), ReconcileError> {
+        if let Some(op) = &pass.operation {
+            if op.state == OperationState::Pending {
+                let updated = self
+                    .store
+                    .set_operation_state(op.id, OperationState::UpdateInProgress, None)
+                    .await?;
+                pass.operation = Some(updated);
+            }
+        }
+        self.record_step(pass, &step.name(), StepStatus::InProgress, None)
+            .await
+    }
+
+    async fn complete(
+        &self,
+        pass: &mut Pass,
+        step: &Step,
+        message: Option<&str>,
+    ) -> Result<(), ReconcileError> {
+        self.record_step(pass, &step.name(), StepStatus::Complete, message)
+            .await
+    }
+
+    /// Records `status` on the operation's latest step of that name that is still open, or
+    /// appends the step. Persisted at once: the operation shows where the work is.
+    async fn record_step(
+        &self,
+        pass: &mut Pass,
+        name: &str,
+        status: StepStatus,
+        message: Option<&str>,
+    ) -> Result<(), ReconcileError> {
+        let Some(op) = pass.operation.as_mut() else {
+            return Ok(());
+        };
+        let now = crate::store::now();
+        let open = op
+            .steps
+            .iter_mut()
+            .rev()
+            .find(|s| s.name == name && s.status == StepStatus::InProgress);
+        let step = match open {
+            Some(step) => step,
+            None => {
+                op.steps.push(OperationStep::pending(name));
+                let step = op.steps.last_mut().expect("just pushed");
+                step.started_at = Some(now);
+                step
+            }
+        };
+        if step.status == status && message.is_none() {
+            return Ok(());
+        }
+        step.status = status;
+        if let Some(message) = message {
+            step.message = Some(message.to_owned());
+        }
+        if matches!(status, StepStatus::Complete | StepStatus::Failed) {
+            step.ended_at = Some(now);
+        }
+        self.store.set_operation_steps(op.id, &op.steps).await?;
+        Ok(())
+    }
+}
+
+/// Errors that retrying cannot fix.
+fn is_permanent(error: &PlatformError) -> bool {
+    matches!(
+        error,
+        PlatformError::InvalidSpec { .. } | PlatformError::VersionNotInstalled { .. }
+    )
+}
+
+fn node_of(nodes: &[NodeRecord], broker_id: i32) -> Result<NodeRecord, ReconcileError> {
+    nodes
+        .iter()
+        .find(|n| n.broker_id == broker_id)
+        .cloned()
+        .ok_or(ReconcileError::Store(StoreError::NotFound))
+}
+
+fn volume_spec(storage: &StorageInfo) -> VolumeSpec {
+    match storage {
+        StorageInfo::Ebs { volume_size, .. } => VolumeSpec::Persistent {
+            size_gib: volume_size.gib(),
+        },
+        StorageInfo::InstanceStore => VolumeSpec::InstanceStore { size_gib: None },
+    }
+}
+
+fn node_volume(storage: &StorageInfo, location: Option<String>) -> NodeVolume {
+    match storage {
+        StorageInfo::Ebs { volume_size, .. } => NodeVolume {
+            persistent: true,
+            size_gib: Some(volume_size.gib()),
+            location,
+        },
+        StorageInfo::InstanceStore => NodeVolume {
+            persistent: false,
+            size_gib: None,
+            location,
+        },
+    }
+}
+
+/// `key=value` lines of a (validated) server.properties document.
+fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('!'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_become_pairs() {
+        let pairs =
+            parse_properties("# comment\nauto.create.topics.enable = true\n\nnum.partitions=3");
+        assert_eq!(pairs["auto.create.topics.enable"], "true");
+        assert_eq!(pairs["num.partitions"], "3");
+        assert_eq!(pairs.len(), 2);
+    }
+}

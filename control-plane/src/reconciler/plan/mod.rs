@@ -1,0 +1,191 @@
+//! The planner: desired state (the cluster record and its unfinished operation), what the store
+//! recorded of its nodes, and what the platform observes -> the one next step. Pure: no I/O, no
+//! clock; the executor owns effects and time (e.g. the wait for brokers times out there).
+
+use std::collections::BTreeMap;
+
+use crate::domain::{ClusterState, OperationType};
+use crate::platform::{NodePhase, ObservedNode};
+use crate::store::{ClusterRecord, NodeRecord, OperationRecord};
+
+/// The reconciler's word for a node, in the store's `nodes.state`.
+pub mod node_state {
+    /// Endpoints allocated; no volume yet.
+    pub const PROVISIONING: &str = "PROVISIONING";
+    /// Volume ensured; the node is not started yet.
+    pub const VOLUME_READY: &str = "VOLUME_READY";
+    /// The node was started; its broker is not known to be ready yet.
+    pub const STARTING: &str = "STARTING";
+    /// The broker answered ready when the operation completed.
+    pub const RUNNING: &str = "RUNNING";
+    /// Being replaced (the cluster is HEALING).
+    pub const REPLACING: &str = "REPLACING";
+    /// The node is gone (the cluster is DELETING); its persistent volume may remain.
+    pub const STOPPED: &str = "STOPPED";
+    /// Node and volume are gone.
+    pub const VOLUME_DELETED: &str = "VOLUME_DELETED";
+}
+
+/// The next thing to do for a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Record a node per broker id 1..=N with its zone and endpoints.
+    AllocateNodes,
+    /// Create (or find) the broker's volume.
+    EnsureVolume(i32),
+    /// Start the broker's node (adopting it if it already runs).
+    CreateNode(i32),
+    /// Nodes are starting: check again later (the executor enforces a deadline).
+    WaitForBrokers,
+    /// Every broker is ready: the cluster is ACTIVE with these bootstrap brokers.
+    MarkActive { bootstrap: String },
+    /// The broker's node failed or vanished: replace it (HEALING), re-attaching a persistent
+    /// volume.
+    ReplaceNode(i32),
+    /// Stop every node of a DELETING cluster.
+    DeleteNodes,
+    /// Remove the persistent volumes of a DELETING cluster.
+    DeleteVolumes,
+    /// Remove what is left on the platform and the cluster's rows.
+    ForgetCluster,
+    /// The operation cannot go on.
+    Fail { reason: String },
+    /// Nothing to do.
+    Nothing,
+}
+
+impl Step {
+    /// The name the step is recorded under on its operation.
+    pub fn name(&self) -> String {
+        match self {
+            Step::AllocateNodes => "AllocateNodes".into(),
+            Step::EnsureVolume(broker) => format!("EnsureVolume broker {broker}"),
+            Step::CreateNode(broker) => format!("CreateNode broker {broker}"),
+            Step::WaitForBrokers => "WaitForBrokers".into(),
+            Step::MarkActive { .. } => "MarkActive".into(),
+            Step::ReplaceNode(broker) => format!("ReplaceNode broker {broker}"),
+            Step::DeleteNodes => "DeleteNodes".into(),
+            Step::DeleteVolumes => "DeleteVolumes".into(),
+            Step::ForgetCluster => "ForgetCluster".into(),
+            Step::Fail { .. } => "Fail".into(),
+            Step::Nothing => "Nothing".into(),
+        }
+    }
+}
+
+/// Decides the next step for `desired`.
+///
+/// `operation` is the cluster's oldest unfinished operation, `observed` what the platform sees,
+/// `nodes` what the store recorded. A node is created only when the platform does not observe
+/// it, so repeating a plan after a crash never duplicates one (and the platform adopts an agent
+/// it finds running anyway).
+pub fn plan(
+    desired: &ClusterRecord,
+    operation: Option<&OperationRecord>,
+    observed: &[ObservedNode],
+    nodes: &[NodeRecord],
+) -> Step {
+    match desired.state {
+        ClusterState::Deleting => plan_delete(observed, nodes),
+        ClusterState::Creating => match operation.map(|op| op.operation_type) {
+            Some(OperationType::Create) | None => converge(desired, observed, nodes, true),
+            Some(other) => Step::Fail {
+                reason: format!("a {other} operation cannot run on a CREATING cluster"),
+            },
+        },
+        ClusterState::Healing => converge(desired, observed, nodes, false),
+        ClusterState::Active => match operation {
+            Some(op) if op.operation_type != OperationType::Heal => Step::Fail {
+                reason: format!(
+                    "{} is not carried out by this control plane yet",
+                    op.operation_type
+                ),
+            },
+            _ => first_broken_node(observed, nodes).map_or(Step::Nothing, Step::ReplaceNode),
+        },
+        ClusterState::Failed | ClusterState::Updating | ClusterState::RebootingBroker => {
+            Step::Nothing
+        }
+    }
+}
+
+/// The broker ids 1..=N of the desired spec.
+pub fn broker_ids(desired: &ClusterRecord) -> Vec<i32> {
+    (1..=desired.spec.number_of_broker_nodes.get() as i32).collect()
+}
+
+fn converge(
+    desired: &ClusterRecord,
+    observed: &[ObservedNode],
+    nodes: &[NodeRecord],
+    may_allocate: bool,
+) -> Step {
+    let recorded: BTreeMap<i32, &NodeRecord> = nodes.iter().map(|n| (n.broker_id, n)).collect();
+    let seen: BTreeMap<i32, &ObservedNode> = observed.iter().map(|n| (n.broker_id, n)).collect();
+    let ids = broker_ids(desired);
+    if ids.iter().any(|id| !recorded.contains_key(id)) {
+        return if may_allocate {
+            Step::AllocateNodes
+        } else {
+            Step::Fail {
+                reason: "the cluster's nodes are not recorded".into(),
+            }
+        };
+    }
+    for id in &ids {
+        if recorded[id].volume.location.is_none() {
+            return Step::EnsureVolume(*id);
+        }
+    }
+    for id in &ids {
+        match seen.get(id).map(|n| &n.phase) {
+            None => return Step::CreateNode(*id),
+            Some(NodePhase::Failed(_)) => return Step::ReplaceNode(*id),
+            Some(_) => {}
+        }
+    }
+    let all_running = ids
+        .iter()
+        .all(|id| matches!(seen.get(id).map(|n| &n.phase), Some(NodePhase::Running)));
+    if !all_running {
+        return Step::WaitForBrokers;
+    }
+    let endpoints: Vec<&str> = ids
+        .iter()
+        .map(|id| {
+            recorded[id]
+                .endpoint
+                .as_deref()
+                .unwrap_or(seen[id].endpoints.kafka.as_str())
+        })
+        .collect();
+    Step::MarkActive {
+        bootstrap: endpoints.join(","),
+    }
+}
+
+/// A recorded node the platform no longer runs, or reports failed.
+fn first_broken_node(observed: &[ObservedNode], nodes: &[NodeRecord]) -> Option<i32> {
+    nodes.iter().map(|node| node.broker_id).find(|id| {
+        match observed.iter().find(|o| o.broker_id == *id) {
+            None => true,
+            Some(node) => matches!(node.phase, NodePhase::Failed(_)),
+        }
+    })
+}
+
+fn plan_delete(observed: &[ObservedNode], nodes: &[NodeRecord]) -> Step {
+    if !observed.is_empty() {
+        return Step::DeleteNodes;
+    }
+    let volumes_left = nodes
+        .iter()
+        .any(|n| n.volume.persistent && n.state != node_state::VOLUME_DELETED);
+    if volumes_left {
+        return Step::DeleteVolumes;
+    }
+    Step::ForgetCluster
+}
+
+#[cfg(test)]
+mod tests;
