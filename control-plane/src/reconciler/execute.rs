@@ -14,8 +14,11 @@ use super::{ReconcileError, Reconciler};
 use crate::domain::{
     ClusterState, NodeVolume, OperationState, OperationStep, OperationType, StepStatus, StorageInfo,
 };
-use crate::platform::{NodeSpec, PlatformError, VolumeSpec, VoterAddress};
+use crate::platform::{NodeSpec, ObservedNode, PlatformError, VolumeSpec, VoterAddress};
 use crate::store::{ClusterRecord, NodeRecord, OperationRecord, StoreError};
+
+/// A node that keeps failing is not replaced forever: the operation fails after this many.
+const MAX_REPLACEMENTS_PER_OPERATION: usize = 3;
 
 /// What one pass knows of the cluster's operation.
 struct Pass {
@@ -40,6 +43,7 @@ impl Reconciler {
         cluster_id: Uuid,
         lease_lost: &AtomicBool,
     ) -> Result<(), ReconcileError> {
+        let mut span_has_operation = false;
         for _ in 0..self.config.max_steps_per_pass {
             if lease_lost.load(Ordering::SeqCst) {
                 return Ok(());
@@ -55,14 +59,16 @@ impl Reconciler {
                 .await?
                 .into_iter()
                 .next();
-            if let Some(op) = &operation {
+            if let Some(op) = operation.as_ref().filter(|_| !span_has_operation) {
+                // Once: a span field recorded again is printed twice.
                 tracing::Span::current().record("operation_id", tracing::field::display(op.id));
+                span_has_operation = true;
             }
             let nodes = self.store.list_nodes(cluster_id).await?;
             let observed = self.platform.observe(cluster_id).await?;
             let step = plan(&cluster, operation.as_ref(), &observed, &nodes);
             let mut pass = Pass { cluster, operation };
-            match self.perform(&mut pass, &step, &nodes).await {
+            match self.perform(&mut pass, &step, &nodes, &observed).await {
                 Ok(Outcome::Done) => {}
                 Ok(Outcome::Wait | Outcome::Finished) => return Ok(()),
                 Err(ReconcileError::Platform(error)) if is_permanent(&error) => {
@@ -91,6 +97,7 @@ impl Reconciler {
         pass: &mut Pass,
         step: &Step,
         nodes: &[NodeRecord],
+        observed: &[ObservedNode],
     ) -> Result<Outcome, ReconcileError> {
         let cluster_id = pass.cluster.id;
         if !matches!(step, Step::Nothing | Step::Fail { .. }) {
@@ -148,6 +155,22 @@ impl Reconciler {
             Step::ReplaceNode(broker_id) => {
                 if pass.cluster.state == ClusterState::Active {
                     self.start_heal(pass, *broker_id).await?;
+                }
+                let replaced = pass.operation.as_ref().map_or(0, |op| {
+                    op.steps.iter().filter(|s| s.name == step.name()).count()
+                });
+                if replaced >= MAX_REPLACEMENTS_PER_OPERATION {
+                    let why = observed
+                        .iter()
+                        .find(|n| n.broker_id == *broker_id)
+                        .map(|n| format!("{:?} {}", n.phase, n.message))
+                        .unwrap_or_else(|| "gone".into());
+                    let reason = format!(
+                        "broker {broker_id} failed {replaced} times in a row ({why}); see the \
+                         node's agent.log"
+                    );
+                    self.fail(pass, &step.name(), &reason).await?;
+                    return Ok(Outcome::Finished);
                 }
                 self.begin(pass, step).await?;
                 let mut node = node_of(nodes, *broker_id)?;
