@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 
-type Shared = Arc<OnceLock<Arc<Broker>>>;
+pub type Shared = Arc<OnceLock<Arc<Broker>>>;
 
 pub async fn serve(
     listener: TcpListener,
@@ -38,7 +38,10 @@ pub async fn serve(
 async fn ready(State(broker): State<Shared>) -> impl IntoResponse {
     match broker.get() {
         Some(broker) if *broker.ready.borrow() => (StatusCode::OK, "ready\n"),
-        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+        Some(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not serving: joining the cluster or shutting down\n",
+        ),
         None => (StatusCode::SERVICE_UNAVAILABLE, "recovering logs\n"),
     }
 }

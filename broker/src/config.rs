@@ -41,6 +41,41 @@ pub struct BrokerConfig {
     #[arg(long, env = "MILLRACE_RACK")]
     pub rack: Option<String>,
 
+    /// The metadata quorum's voters, `id@host:port,...` (their controller listeners). Without
+    /// it this broker is a single-node cluster and its own only voter.
+    #[arg(long, env = "MILLRACE_VOTERS")]
+    pub voters: Option<String>,
+
+    /// Address of this broker's metadata-quorum listener. Defaults to its entry in --voters;
+    /// a single-node broker without --voters picks a free loopback port.
+    #[arg(long, env = "MILLRACE_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<SocketAddr>,
+
+    /// How often the broker heartbeats to the active controller.
+    #[arg(
+        long,
+        env = "MILLRACE_BROKER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 1000
+    )]
+    pub broker_heartbeat_interval_ms: u64,
+
+    /// A broker that has not heartbeated for this long is fenced and loses its leaderships.
+    #[arg(
+        long,
+        env = "MILLRACE_BROKER_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
+    pub broker_session_timeout_ms: u64,
+
+    /// A follower that has not caught up for this long leaves the in-sync replicas
+    /// (Kafka's replica.lag.time.max.ms).
+    #[arg(
+        long,
+        env = "MILLRACE_REPLICA_LAG_TIME_MAX_MS",
+        default_value_t = 10_000
+    )]
+    pub replica_lag_time_max_ms: i64,
+
     /// Cluster id reported to clients.
     #[arg(long, env = "MILLRACE_CLUSTER_ID", default_value = "millrace")]
     pub cluster_id: String,
@@ -157,6 +192,16 @@ impl BrokerConfig {
         }
         if self.max_frame_bytes < 1024 {
             anyhow::bail!("--max-frame-bytes must be at least 1024");
+        }
+        if let Some(voters) = &self.voters {
+            let voters = millrace_quorum::parse_voters(voters)
+                .map_err(|e| anyhow::anyhow!("--voters: {e}"))?;
+            if self.controller_listen.is_none() && !voters.iter().any(|v| v.id == self.node_id) {
+                anyhow::bail!(
+                    "--controller-listen is required: node {} is not one of the --voters",
+                    self.node_id
+                );
+            }
         }
         if self.log_format != "text" && self.log_format != "json" {
             anyhow::bail!("--log-format must be text or json");

@@ -230,7 +230,7 @@ mod tests {
     #[tokio::test]
     async fn api_versions_at_an_unknown_version_answers_v0_unsupported_version() {
         let dir = tempfile::tempdir().unwrap();
-        let broker = testing::open(dir.path(), &[]);
+        let broker = testing::open(dir.path(), &[]).await;
         let mut frame = BytesMut::new();
         frame.put_i16(ApiKey::ApiVersions as i16);
         frame.put_i16(99);
@@ -251,7 +251,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_keys_unsupported_versions_and_short_frames_close_the_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let broker = testing::open(dir.path(), &[]);
+        let broker = testing::open(dir.path(), &[]).await;
         for frame in [
             vec![0u8; 3],
             vec![0x27, 0x0f, 0, 0, 0, 0, 0, 1], // API key 9999
@@ -266,7 +266,7 @@ mod tests {
     #[tokio::test]
     async fn every_supported_api_answers_its_default_request_at_every_version() {
         let dir = tempfile::tempdir().unwrap();
-        let broker = testing::open(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+        let broker = testing::open(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]).await;
         for api in SUPPORTED_APIS {
             for version in api.min_version..=api.max_version {
                 let frame = match api.key {
@@ -367,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn random_and_corrupted_frames_never_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let broker = testing::open(dir.path(), &[]);
+        let broker = testing::open(dir.path(), &[]).await;
         let mut seed = 0x9e3779b97f4a7c15u64;
         let mut next = move || {
             seed ^= seed << 13;

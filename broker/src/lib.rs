@@ -17,5 +17,6 @@ pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
+pub mod replication;
 pub mod run;
 pub mod server;

@@ -1,73 +1,55 @@
-//! Producer ids for idempotent producers (InitProducerId), unique across restarts.
-//!
-//! Ids are handed out from blocks; the end of the current block is persisted before any id of
-//! it is used, so a restart continues after the last block and never reuses an id.
+//! Producer ids for idempotent producers (InitProducerId), unique across the cluster and across
+//! restarts: each broker takes blocks of ids from the controller (the block's end is in the
+//! replicated metadata before any id of it is handed out) and serves ids from its block.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use parking_lot::Mutex;
+use millrace_quorum::command::{Command, CommandOutcome};
+use millrace_quorum::{MetadataQuorum, QuorumError};
+use tokio::sync::Mutex;
 
 const BLOCK_SIZE: i64 = 1000;
 
+#[derive(Default)]
 struct Block {
     next: i64,
     end: i64,
 }
 
+#[derive(Default)]
 pub struct ProducerIdAllocator {
-    path: PathBuf,
     block: Mutex<Block>,
 }
 
 impl ProducerIdAllocator {
-    pub fn open(data_dir: &Path) -> anyhow::Result<ProducerIdAllocator> {
-        let path = data_dir.join("producer-id-block");
-        let next = match fs::read_to_string(&path) {
-            Ok(text) => text
-                .trim()
-                .parse::<i64>()
-                .map_err(|e| anyhow::anyhow!("{} is corrupt ({text:?}): {e}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(ProducerIdAllocator {
-            path,
-            block: Mutex::new(Block { next, end: next }),
-        })
+    pub fn new() -> ProducerIdAllocator {
+        ProducerIdAllocator::default()
     }
 
-    pub fn allocate(&self) -> std::io::Result<i64> {
-        let mut block = self.block.lock();
+    /// The next producer id, taking a new block from the controller when this one is used up.
+    pub async fn allocate(
+        &self,
+        quorum: &MetadataQuorum,
+        broker_id: i32,
+    ) -> Result<i64, QuorumError> {
+        let mut block = self.block.lock().await;
         if block.next >= block.end {
-            let end = block.next + BLOCK_SIZE;
-            let tmp = self.path.with_extension("tmp");
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(end.to_string().as_bytes())?;
-            file.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            block.end = end;
+            let command = Command::AllocateProducerIdBlock {
+                broker_id,
+                block_size: BLOCK_SIZE,
+            };
+            match quorum.submit(command).await? {
+                CommandOutcome::ProducerIdBlock { start, len } => {
+                    block.next = start;
+                    block.end = start + len;
+                }
+                other => {
+                    return Err(QuorumError::Unavailable(format!(
+                        "unexpected answer to a producer id block request: {other:?}"
+                    )))
+                }
+            }
         }
         let id = block.next;
         block.next += 1;
         Ok(id)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_never_reused_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = ProducerIdAllocator::open(dir.path()).unwrap();
-        let a = first.allocate().unwrap();
-        let b = first.allocate().unwrap();
-        assert_eq!((a, b), (0, 1));
-        drop(first);
-        let second = ProducerIdAllocator::open(dir.path()).unwrap();
-        assert!(second.allocate().unwrap() > b);
     }
 }

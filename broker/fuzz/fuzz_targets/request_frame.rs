@@ -32,7 +32,7 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .expect("runtime");
-        let broker = runtime.block_on(async { Broker::open(config) }).expect("broker opens");
+        let broker = runtime.block_on(Broker::start(config)).expect("broker starts");
         Fixture {
             runtime,
             broker,

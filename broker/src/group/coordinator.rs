@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch, Notify};
-use tracing::info;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::codec::CommittedOffset;
@@ -166,6 +166,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return JoinResult::error(ResponseError::InvalidGroupId, &join.member_id);
         }
+        if !self.coordinates(group_id) {
+            return JoinResult::error(ResponseError::NotCoordinator, &join.member_id);
+        }
         let member_id = join.member_id.clone();
         let fresh_member_id = format!(
             "{}-{}",
@@ -204,6 +207,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return SyncResult::error(ResponseError::InvalidGroupId);
         }
+        if !self.coordinates(group_id) {
+            return SyncResult::error(ResponseError::NotCoordinator);
+        }
         let Some(slot) = self.group(group_id) else {
             return SyncResult::error(ResponseError::UnknownMemberId);
         };
@@ -240,6 +246,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
+        if !self.coordinates(group_id) {
+            return Err(ResponseError::NotCoordinator);
+        }
         let slot = self.group(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut entry = slot.lock();
         entry
@@ -255,6 +264,9 @@ impl GroupCoordinator {
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
+        }
+        if !self.coordinates(group_id) {
+            return Err(ResponseError::NotCoordinator);
         }
         let Some(slot) = self.group(group_id) else {
             return Ok(vec![Err(ResponseError::UnknownMemberId); members.len()]);
@@ -374,6 +386,65 @@ impl GroupCoordinator {
     /// Number of `__consumer_offsets` partitions (0 when the topic is missing).
     pub fn offsets_partition_count(&self) -> usize {
         self.offsets.partition_count()
+    }
+
+    /// Offsets partitions this broker leads and has loaded.
+    pub fn loaded_offsets_partitions(&self) -> usize {
+        self.offsets.loaded_shards()
+    }
+
+    /// The offsets partition of `group_id` (its coordinator is that partition's leader).
+    pub fn offsets_partition_of(&self, group_id: &str) -> Option<usize> {
+        self.offsets.partition_of(group_id)
+    }
+
+    /// Whether this broker coordinates `group_id` (it leads the group's offsets partition).
+    pub fn coordinates(&self, group_id: &str) -> bool {
+        self.offsets.coordinates(group_id)
+    }
+
+    /// This broker became the leader of an offsets partition: load its offsets; its groups
+    /// start Empty (their members rejoin here after FindCoordinator).
+    pub fn lead_offsets_partition(&self, partition: Arc<Partition>, partition_count: usize) {
+        match self.offsets.load_shard(partition.clone(), partition_count) {
+            Ok(group_ids) => {
+                let mut groups = self.groups.lock();
+                for group_id in group_ids {
+                    groups.entry(group_id.clone()).or_insert_with(|| {
+                        Arc::new(Mutex::new(GroupEntry::new(Group::new(
+                            &group_id,
+                            self.limits,
+                            0,
+                        ))))
+                    });
+                }
+            }
+            Err(error) => warn!(partition = %partition.id, %error, "cannot load committed offsets"),
+        }
+    }
+
+    /// This broker no longer leads an offsets partition: forget its groups here (their members
+    /// get NOT_COORDINATOR and find the new coordinator).
+    pub fn resign_offsets_partition(&self, index: usize) {
+        if !self.offsets.unload_shard(index) {
+            return;
+        }
+        let now = self.now_ms();
+        let moved: Vec<(String, GroupSlot)> = self
+            .slots()
+            .into_iter()
+            .filter(|(group_id, _)| self.offsets.partition_of(group_id) == Some(index))
+            .collect();
+        for (group_id, slot) in moved {
+            let mut entry = slot.lock();
+            let replies = entry.group.mark_dead(now);
+            entry.deliver(replies);
+            self.forget(&group_id, &slot);
+        }
+        info!(
+            partition = index,
+            "offsets partition resigned; its groups moved away"
+        );
     }
 
     fn now_ms(&self) -> i64 {

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use kafka_protocol::ResponseError;
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
 
 use super::codec::{self, CommittedOffset, OffsetKey};
@@ -34,9 +36,14 @@ struct OffsetShard {
     committed: Mutex<HashMap<String, GroupOffsets>>,
 }
 
-/// Every committed offset of this broker's groups.
+/// Committed offsets of the groups this broker coordinates: one shard per `__consumer_offsets`
+/// partition it leads. A shard is loaded (replayed from the log) when this broker becomes the
+/// partition's leader and dropped when it stops leading it, so group coordination moves with
+/// the partition's leadership.
 pub struct OffsetStore {
-    shards: Vec<OffsetShard>,
+    shards: RwLock<BTreeMap<usize, Arc<OffsetShard>>>,
+    /// Partitions of the offsets topic (0 until known).
+    partition_count: AtomicUsize,
 }
 
 /// Java's `String.hashCode`, which Kafka uses to place a group in `__consumer_offsets`.
@@ -55,7 +62,8 @@ pub fn partition_for(group_id: &str, partitions: usize) -> usize {
 }
 
 impl OffsetStore {
-    /// Replays every partition of the offsets topic, oldest record first.
+    /// Replays every partition of the offsets topic, oldest record first (a broker that leads
+    /// all of them, as a single node does).
     pub fn load(mut partitions: Vec<Arc<Partition>>) -> anyhow::Result<OffsetStore> {
         partitions.sort_by_key(|p| p.id.partition);
         for (index, partition) in partitions.iter().enumerate() {
@@ -67,33 +75,85 @@ impl OffsetStore {
                 );
             }
         }
-        let mut shards = Vec::with_capacity(partitions.len());
+        let store = OffsetStore {
+            shards: RwLock::new(BTreeMap::new()),
+            partition_count: AtomicUsize::new(partitions.len()),
+        };
+        let count = partitions.len();
         for partition in partitions {
-            let committed = replay(&partition)
-                .with_context(|| format!("loading committed offsets from {}", partition.id))?;
-            shards.push(OffsetShard {
+            store.load_shard(partition, count)?;
+        }
+        Ok(store)
+    }
+
+    /// Loads the offsets of one partition this broker now leads (a no-op when that partition
+    /// is loaded already). Returns the ids of the groups found in it.
+    pub fn load_shard(
+        &self,
+        partition: Arc<Partition>,
+        partition_count: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let index = partition.id.partition as usize;
+        if let Some(loaded) = self.shards.read().get(&index) {
+            if Arc::ptr_eq(&loaded.partition, &partition) {
+                return Ok(Vec::new());
+            }
+        }
+        let committed = replay(&partition)
+            .with_context(|| format!("loading committed offsets from {}", partition.id))?;
+        let groups: Vec<String> = committed.keys().cloned().collect();
+        self.partition_count
+            .store(partition_count, Ordering::Release);
+        self.shards.write().insert(
+            index,
+            Arc::new(OffsetShard {
                 partition,
                 committed: Mutex::new(committed),
-            });
-        }
-        Ok(OffsetStore { shards })
+            }),
+        );
+        info!(
+            partition = index,
+            groups = groups.len(),
+            "offsets partition loaded"
+        );
+        Ok(groups)
+    }
+
+    /// Drops the offsets of a partition this broker no longer leads. Returns whether it was
+    /// loaded.
+    pub fn unload_shard(&self, index: usize) -> bool {
+        self.shards.write().remove(&index).is_some()
+    }
+
+    /// The offsets partition of `group_id`, when the topic's size is known.
+    pub fn partition_of(&self, group_id: &str) -> Option<usize> {
+        let count = self.partition_count.load(Ordering::Acquire);
+        (count > 0).then(|| partition_for(group_id, count))
+    }
+
+    /// Whether this broker holds (leads) the offsets partition of `group_id`.
+    pub fn coordinates(&self, group_id: &str) -> bool {
+        self.shard(group_id).is_some()
     }
 
     pub fn partition_count(&self) -> usize {
-        self.shards.len()
+        self.partition_count.load(Ordering::Acquire)
     }
 
-    fn shard(&self, group_id: &str) -> Option<&OffsetShard> {
-        if self.shards.is_empty() {
-            return None;
-        }
-        Some(&self.shards[partition_for(group_id, self.shards.len())])
+    pub fn loaded_shards(&self) -> usize {
+        self.shards.read().len()
+    }
+
+    fn shard(&self, group_id: &str) -> Option<Arc<OffsetShard>> {
+        let index = self.partition_of(group_id)?;
+        self.shards.read().get(&index).cloned()
     }
 
     /// Groups that have at least one committed offset.
     pub fn group_ids(&self) -> Vec<String> {
         self.shards
-            .iter()
+            .read()
+            .values()
             .flat_map(|shard| shard.committed.lock().keys().cloned().collect::<Vec<_>>())
             .collect()
     }
@@ -113,9 +173,11 @@ impl OffsetStore {
         if offsets.is_empty() {
             return Ok(());
         }
-        let shard = self
-            .shard(group_id)
-            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let shard = self.shard(group_id).ok_or(if self.partition_count() == 0 {
+            ResponseError::CoordinatorNotAvailable
+        } else {
+            ResponseError::NotCoordinator
+        })?;
         let entries: Vec<(OffsetKey, Option<CommittedOffset>)> = offsets
             .into_iter()
             .map(|(topic, partition, value)| {
@@ -130,7 +192,7 @@ impl OffsetStore {
             })
             .collect();
         let mut committed = shard.committed.lock();
-        append(shard, &entries)?;
+        append(&shard, &entries)?;
         let group = committed.entry(group_id.to_string()).or_default();
         for (key, value) in entries {
             if let Some(value) = value {
@@ -187,7 +249,7 @@ impl OffsetStore {
             })
             .collect();
         if !tombstones.is_empty() {
-            append(shard, &tombstones)?;
+            append(&shard, &tombstones)?;
         }
         committed.remove(group_id);
         Ok(tombstones.len())

@@ -1,4 +1,4 @@
-//! DescribeCluster: this broker is the whole cluster and its controller.
+//! DescribeCluster: the live brokers and the active controller, from the cluster metadata.
 
 use std::sync::Arc;
 
@@ -13,14 +13,21 @@ pub async fn describe_cluster(
     _header: &RequestHeader,
     _request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let (host, port) = broker.config.advertised_host_port();
-    let node = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.config.node_id))
-        .with_host(str_bytes(host))
-        .with_port(port)
-        .with_rack(broker.config.rack.clone().map(str_bytes));
+    let metadata = broker.metadata();
+    let brokers = metadata
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.config.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.config.node_id))
-        .with_brokers(vec![node])
+        .with_controller_id(BrokerId(broker.quorum.leader_id().unwrap_or(-1)))
+        .with_brokers(brokers)
 }

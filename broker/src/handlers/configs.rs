@@ -88,7 +88,7 @@ pub async fn describe_configs(
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             match resource.resource_type {
-                RESOURCE_TOPIC => match broker.topics.get(&resource.resource_name) {
+                RESOURCE_TOPIC => match broker.topic(&resource.resource_name) {
                     None => result
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_error_message(Some(str_bytes(format!(
@@ -96,7 +96,7 @@ pub async fn describe_configs(
                             &*resource.resource_name
                         )))),
                     Some(topic) => {
-                        let config = TopicConfig::resolve(&broker.config, &topic.configs);
+                        let config = broker.topic_config(&topic);
                         let configs = config
                             .entries()
                             .iter()
@@ -151,26 +151,24 @@ pub async fn incremental_alter_configs(
     _header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
-            let outcome = alter_topic(broker, &resource, request.validate_only);
-            match outcome {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        responses.push(
+            match alter_topic(broker, &resource, request.validate_only).await {
                 Ok(()) => response,
                 Err((error, message)) => response
                     .with_error_code(error.code())
                     .with_error_message(Some(str_bytes(message))),
-            }
-        })
-        .collect();
+            },
+        );
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-fn alter_topic(
+async fn alter_topic(
     broker: &Broker,
     resource: &incremental_alter_configs_request::AlterConfigsResource,
     validate_only: bool,
@@ -189,18 +187,20 @@ fn alter_topic(
     };
     let name = resource.resource_name.to_string();
     let topic = broker
-        .topics
-        .get(&name)
+        .topic(&name)
         .ok_or_else(|| refused(TopicError::UnknownTopic(name.clone())))?;
-    if topic.internal {
+    if Broker::is_internal(&name) {
         return Err(refused(TopicError::Internal(name)));
     }
     let mut configs: BTreeMap<String, String> = topic.configs.clone();
+    let mut set = BTreeMap::new();
+    let mut delete = Vec::new();
     for change in &resource.configs {
         let key = change.name.to_string();
         match (change.config_operation, &change.value) {
             (OP_SET, Some(value)) => {
-                configs.insert(key, value.to_string());
+                configs.insert(key.clone(), value.to_string());
+                set.insert(key, value.to_string());
             }
             (OP_SET, None) => {
                 return Err((
@@ -210,6 +210,7 @@ fn alter_topic(
             }
             (OP_DELETE, _) => {
                 configs.remove(&key);
+                delete.push(key);
             }
             (op, _) => {
                 return Err((
@@ -219,11 +220,12 @@ fn alter_topic(
             }
         }
     }
+    TopicConfig::validate(&configs).map_err(|e| refused(e.into()))?;
     if validate_only {
-        return TopicConfig::validate(&configs).map_err(|e| refused(e.into()));
+        return Ok(());
     }
     broker
-        .set_topic_configs(&name, configs)
-        .map(|_| ())
+        .alter_topic_configs(&name, set, delete)
+        .await
         .map_err(refused)
 }

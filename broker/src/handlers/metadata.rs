@@ -7,11 +7,12 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
+use millrace_quorum::{ClusterMetadata, TopicRecord, NO_LEADER};
 use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
-use crate::metadata::{TopicError, TopicRecord};
+use crate::metadata::TopicError;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -19,13 +20,6 @@ pub async fn handle(
     request: MetadataRequest,
 ) -> MetadataResponse {
     let version = header.request_api_version;
-    let (host, port) = broker.config.advertised_host_port();
-    let node_id = BrokerId(broker.config.node_id);
-    let brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(node_id)
-        .with_host(str_bytes(host))
-        .with_port(port)
-        .with_rack(broker.config.rack.clone().map(str_bytes))];
     // v0 has no null topic list: an empty list means "all topics".
     let all_topics = match &request.topics {
         None => true,
@@ -33,82 +27,98 @@ pub async fn handle(
     };
     // Before v4 clients cannot say whether they want auto-creation; the broker setting rules.
     let may_create = version < 4 || request.allow_auto_topic_creation;
-    let topics = if all_topics {
-        broker
-            .topics
-            .list()
-            .into_iter()
-            .filter(|t| !t.internal)
-            .map(|t| describe(broker, &t, version))
-            .collect()
+    let mut topics = Vec::new();
+    if all_topics {
+        let metadata = broker.metadata();
+        topics.extend(
+            metadata
+                .topics
+                .values()
+                .filter(|t| !Broker::is_internal(&t.name))
+                .map(|t| describe(&metadata, t)),
+        );
     } else {
-        request
-            .topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|wanted| {
-                let name = match (&wanted.name, wanted.topic_id) {
-                    (Some(name), _) => Some(name.to_string()),
-                    (None, id) if id != Uuid::nil() => broker.topics.get_by_id(id).map(|t| t.name),
-                    _ => None,
-                };
-                let Some(name) = name else {
-                    return MetadataResponseTopic::default()
-                        .with_error_code(ResponseError::UnknownTopicId.code())
-                        .with_topic_id(wanted.topic_id);
-                };
-                let found = if may_create {
-                    broker.topic_or_auto_create(&name)
-                } else {
-                    broker
-                        .topics
-                        .get(&name)
-                        .ok_or_else(|| TopicError::UnknownTopic(name.clone()))
-                };
-                match found {
-                    Ok(topic) => describe(broker, &topic, version),
-                    Err(error) => MetadataResponseTopic::default()
-                        .with_error_code(error.code())
-                        .with_name(Some(topic_name(&name))),
+        for wanted in request.topics.unwrap_or_default() {
+            let name = match (&wanted.name, wanted.topic_id) {
+                (Some(name), _) => Some(name.to_string()),
+                (None, id) if id != Uuid::nil() => {
+                    broker.metadata().topic_by_id(id).map(|t| t.name.clone())
                 }
-            })
-            .collect()
-    };
+                _ => None,
+            };
+            let Some(name) = name else {
+                topics.push(
+                    MetadataResponseTopic::default()
+                        .with_error_code(ResponseError::UnknownTopicId.code())
+                        .with_topic_id(wanted.topic_id),
+                );
+                continue;
+            };
+            let found = if may_create {
+                broker.topic_or_auto_create(&name).await
+            } else {
+                broker
+                    .topic(&name)
+                    .ok_or_else(|| TopicError::UnknownTopic(name.clone()))
+            };
+            topics.push(match found {
+                Ok(topic) => describe(&broker.metadata(), &topic),
+                Err(error) => MetadataResponseTopic::default()
+                    .with_error_code(error.code())
+                    .with_name(Some(topic_name(&name))),
+            });
+        }
+    }
+    let metadata = broker.metadata();
+    let brokers = metadata
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(broker.config.cluster_id.clone())))
-        .with_controller_id(node_id)
+        .with_controller_id(BrokerId(broker.quorum.leader_id().unwrap_or(-1)))
         .with_topics(topics)
 }
 
-fn describe(broker: &Broker, topic: &TopicRecord, version: i16) -> MetadataResponseTopic {
-    let node_id = BrokerId(broker.config.node_id);
-    let partitions = (0..topic.partitions)
-        .map(|index| {
-            let epoch = broker
-                .partitions
-                .get(&topic.name, index)
-                .map(|p| p.leader_epoch())
-                .unwrap_or(0);
-            let partition = MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(node_id)
-                .with_replica_nodes(vec![node_id])
-                .with_isr_nodes(vec![node_id]);
-            if version >= 7 {
-                partition.with_leader_epoch(epoch)
+fn describe(metadata: &ClusterMetadata, topic: &TopicRecord) -> MetadataResponseTopic {
+    let ids = |ids: &[i32]| ids.iter().map(|&id| BrokerId(id)).collect::<Vec<_>>();
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let offline: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|id| metadata.broker(*id).is_none_or(|b| b.fenced))
+                .collect();
+            let error = if p.leader == NO_LEADER {
+                ResponseError::LeaderNotAvailable.code()
             } else {
-                partition
-            }
+                0
+            };
+            MetadataResponsePartition::default()
+                .with_error_code(error)
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(ids(&offline))
         })
         .collect();
-    let described = MetadataResponseTopic::default()
+    MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
-        .with_is_internal(topic.internal)
-        .with_partitions(partitions);
-    if version >= 10 {
-        described.with_topic_id(topic.id)
-    } else {
-        described
-    }
+        .with_topic_id(topic.id)
+        .with_is_internal(Broker::is_internal(&topic.name))
+        .with_partitions(partitions)
 }

@@ -17,7 +17,6 @@ use tracing::{debug, warn};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::metadata::TopicConfig;
 use crate::partition::{Partition, PartitionError};
 
 pub async fn handle(
@@ -39,20 +38,22 @@ pub async fn handle(
         } else if !(-1..=1).contains(&acks) {
             Err(ResponseError::InvalidRequiredAcks)
         } else {
-            broker.topic_or_auto_create(&name).map_err(|e| {
+            broker.topic_or_auto_create(&name).await.map_err(|e| {
                 ResponseError::try_from_code(e.code()).unwrap_or(ResponseError::UnknownServerError)
             })
         };
         let min_insync = topic
             .as_ref()
-            .map(|t| TopicConfig::resolve(&broker.config, &t.configs).min_insync_replicas())
+            .map(|t| broker.topic_config(t).min_insync_replicas())
             .unwrap_or(1);
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let index = data.index;
             let result = match &topic {
                 Err(error) => Err(PartitionError::from(*error)),
-                Ok(t) if t.internal => Err(ResponseError::TopicAuthorizationFailed.into()),
+                Ok(t) if Broker::is_internal(&t.name) => {
+                    Err(ResponseError::TopicAuthorizationFailed.into())
+                }
                 Ok(_) => match (broker.partitions.get(&name, index), &data.records) {
                     (None, _) => Err(ResponseError::UnknownTopicOrPartition.into()),
                     (Some(_), None) => Err(ResponseError::CorruptMessage.into()),

@@ -32,7 +32,11 @@ pub async fn init_producer_id(
             .with_producer_id(request.producer_id)
             .with_producer_epoch(request.producer_epoch + 1);
     }
-    match broker.producer_ids.allocate() {
+    match broker
+        .producer_ids
+        .allocate(&broker.quorum, broker.config.node_id)
+        .await
+    {
         Ok(id) => {
             info!(producer_id = id, "producer id allocated");
             InitProducerIdResponse::default()
@@ -40,8 +44,8 @@ pub async fn init_producer_id(
                 .with_producer_epoch(0)
         }
         Err(error) => {
-            warn!(%error, "could not persist the producer id block");
-            failed(ResponseError::KafkaStorageError)
+            warn!(%error, "could not get a producer id block from the controller");
+            failed(ResponseError::CoordinatorNotAvailable)
         }
     }
 }

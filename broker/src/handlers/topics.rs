@@ -16,79 +16,88 @@ use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
-use crate::metadata::TopicError;
-
-/// Replicas a single-node broker can place.
-const AVAILABLE_BROKERS: i16 = 1;
+use crate::metadata::{check_new_topic, TopicError};
 
 pub async fn create_topics(
     broker: &Arc<Broker>,
     _header: &RequestHeader,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|wanted| {
-            let name = wanted.name.to_string();
-            let result = CreatableTopicResult::default().with_name(wanted.name.clone());
-            let partitions = if wanted.num_partitions == -1 {
-                broker.config.default_partitions
-            } else {
-                wanted.num_partitions
-            };
-            let outcome = (|| {
-                if wanted.replication_factor > AVAILABLE_BROKERS {
-                    return Err((
-                        ResponseError::InvalidReplicationFactor,
-                        format!(
-                            "replication factor {} is larger than the {AVAILABLE_BROKERS} available broker(s)",
-                            wanted.replication_factor
-                        ),
-                    ));
-                }
-                if wanted.replication_factor == 0 || wanted.replication_factor < -1 {
-                    return Err((
-                        ResponseError::InvalidReplicationFactor,
-                        format!("replication factor {} is invalid", wanted.replication_factor),
-                    ));
-                }
-                if !wanted.assignments.is_empty() {
-                    return Err((
-                        ResponseError::InvalidReplicaAssignment,
-                        "manual replica assignment is not supported".to_string(),
-                    ));
-                }
-                let mut configs = BTreeMap::new();
-                for config in &wanted.configs {
-                    if let Some(value) = &config.value {
-                        configs.insert(config.name.to_string(), value.to_string());
-                    }
-                }
-                let refused = |e: TopicError| (ResponseError::try_from_code(e.code()).unwrap_or(ResponseError::UnknownServerError), e.to_string());
-                if request.validate_only {
-                    broker.topics.check_create(&name, partitions, &configs).map_err(refused)?;
-                    return Ok(Uuid::nil());
-                }
-                broker.create_topic(&name, partitions, configs).map(|t| t.id).map_err(refused)
-            })();
-            match outcome {
-                Ok(id) => result
-                    .with_topic_id(id)
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(AVAILABLE_BROKERS),
-                Err((error, message)) => {
-                    info!(topic = %name, %message, "topic creation refused");
-                    result
-                        .with_error_code(error.code())
-                        .with_error_message(Some(str_bytes(message)))
-                        .with_num_partitions(-1)
-                        .with_replication_factor(-1)
-                }
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for wanted in request.topics {
+        let name = wanted.name.to_string();
+        let result = CreatableTopicResult::default().with_name(wanted.name.clone());
+        let partitions = if wanted.num_partitions == -1 {
+            broker.config.default_partitions
+        } else {
+            wanted.num_partitions
+        };
+        let outcome = create_one(broker, &name, partitions, &wanted, request.validate_only).await;
+        topics.push(match outcome {
+            Ok((id, replication)) => result
+                .with_topic_id(id)
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication),
+            Err(error) => {
+                info!(topic = %name, %error, "topic creation refused");
+                result
+                    .with_error_code(error.code())
+                    .with_error_message(Some(str_bytes(error.to_string())))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
             }
+        });
+    }
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+async fn create_one(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    wanted: &create_topics_request::CreatableTopic,
+    validate_only: bool,
+) -> Result<(Uuid, i16), TopicError> {
+    if wanted.replication_factor == 0 || wanted.replication_factor < -1 {
+        return Err(TopicError::InvalidReplicationFactor(format!(
+            "{} is not a replication factor",
+            wanted.replication_factor
+        )));
+    }
+    if !wanted.assignments.is_empty() {
+        return Err(TopicError::InvalidReplicaAssignment(
+            "manual replica assignment is not supported".into(),
+        ));
+    }
+    let configs: BTreeMap<String, String> = wanted
+        .configs
+        .iter()
+        .filter_map(|c| {
+            c.value
+                .as_ref()
+                .map(|v| (c.name.to_string(), v.to_string()))
         })
         .collect();
-    CreateTopicsResponse::default().with_topics(topics)
+    let replication = (wanted.replication_factor != -1).then_some(wanted.replication_factor);
+    if validate_only {
+        check_new_topic(name, partitions, &configs)?;
+        if broker.topic(name).is_some() {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        let eligible = broker.metadata().eligible_brokers().count() as i16;
+        let replication = replication.unwrap_or(eligible.min(3));
+        if replication > eligible {
+            return Err(TopicError::InvalidReplicationFactor(format!(
+                "{replication} is larger than the {eligible} available brokers"
+            )));
+        }
+        return Ok((Uuid::nil(), replication));
+    }
+    let topic = broker
+        .create_topic(name, partitions, replication, configs)
+        .await?;
+    let replication = topic.partitions.first().map_or(0, |p| p.replicas.len()) as i16;
+    Ok((topic.id, replication))
 }
 
 pub async fn delete_topics(
@@ -110,24 +119,25 @@ pub async fn delete_topics(
             .map(|n| (Some(n.to_string()), Uuid::nil()))
             .collect()
     };
-    let responses = wanted
-        .into_iter()
-        .map(|(name, id)| {
-            let name = name.or_else(|| broker.topics.get_by_id(id).map(|t| t.name));
-            let Some(name) = name else {
-                return DeletableTopicResult::default()
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let name = name.or_else(|| broker.metadata().topic_by_id(id).map(|t| t.name.clone()));
+        let Some(name) = name else {
+            responses.push(
+                DeletableTopicResult::default()
                     .with_topic_id(id)
-                    .with_error_code(ResponseError::UnknownTopicId.code());
-            };
-            let result = DeletableTopicResult::default().with_name(Some(topic_name(&name)));
-            match broker.delete_topic(&name) {
-                Ok(record) => result.with_topic_id(record.id),
-                Err(error) => result
-                    .with_error_code(error.code())
-                    .with_error_message(Some(str_bytes(error.to_string()))),
-            }
-        })
-        .collect();
+                    .with_error_code(ResponseError::UnknownTopicId.code()),
+            );
+            continue;
+        };
+        let result = DeletableTopicResult::default().with_name(Some(topic_name(&name)));
+        responses.push(match broker.delete_topic(&name).await {
+            Ok(record) => result.with_topic_id(record.id),
+            Err(error) => result
+                .with_error_code(error.code())
+                .with_error_message(Some(str_bytes(error.to_string()))),
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
@@ -136,26 +146,31 @@ pub async fn create_partitions(
     _header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let results = request
-        .topics
-        .into_iter()
-        .map(|wanted| {
-            let result = CreatePartitionsTopicResult::default().with_name(wanted.name.clone());
-            if wanted.assignments.is_some() {
-                return result
+    let mut results = Vec::with_capacity(request.topics.len());
+    for wanted in request.topics {
+        let result = CreatePartitionsTopicResult::default().with_name(wanted.name.clone());
+        if wanted.assignments.is_some() {
+            results.push(
+                result
                     .with_error_code(ResponseError::InvalidReplicaAssignment.code())
                     .with_error_message(Some(str_bytes(
                         "manual replica assignment is not supported",
-                    )));
-            }
-            match broker.add_partitions(&wanted.name, wanted.count, request.validate_only) {
-                Ok(_) => result,
+                    ))),
+            );
+            continue;
+        }
+        results.push(
+            match broker
+                .add_partitions(&wanted.name, wanted.count, request.validate_only)
+                .await
+            {
+                Ok(()) => result,
                 Err(error) => result
                     .with_error_code(error.code())
                     .with_error_message(Some(str_bytes(error.to_string()))),
-            }
-        })
-        .collect();
+            },
+        );
+    }
     CreatePartitionsResponse::default().with_results(results)
 }
 

@@ -1,12 +1,11 @@
-//! Cluster metadata held by the broker: topics, their partitions and configuration.
-//!
-//! On a single node this is a file written atomically on every change; the replicated-cluster
-//! issue moves the same records into a Raft state machine. Callers only use the
-//! [`TopicRegistry`] methods, so that move does not touch them.
+//! What the broker adds to the replicated cluster metadata (`millrace-quorum`): topic name
+//! rules, topic configuration, refusals as Kafka error codes, and [`sync`], which makes the
+//! local partitions follow the metadata.
 
 pub mod names;
+pub mod sync;
 pub mod topic_config;
 pub mod topics;
 
 pub use topic_config::{ConfigError, TopicConfig};
-pub use topics::{TopicError, TopicRecord, TopicRegistry};
+pub use topics::{check_new_topic, TopicError, MAX_PARTITIONS_PER_TOPIC};

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Partition, TopicPartition};
-use crate::metadata::TopicRecord;
+use uuid::Uuid;
 
 /// Every partition of this broker, by topic and index.
 pub struct PartitionManager {
@@ -42,42 +42,77 @@ impl PartitionManager {
         self.logs_dir.join(format!("{}-{}", id.topic, id.partition))
     }
 
-    /// Opens (or creates) every partition of `topic`, leaving those already open alone.
-    pub fn ensure_topic(&self, topic: &TopicRecord, config: &LogConfig) -> anyhow::Result<()> {
-        for index in 0..topic.partitions {
-            let id = TopicPartition {
-                topic: topic.name.clone(),
-                partition: index,
-            };
-            if self.partitions.read().contains_key(&id) {
-                continue;
+    /// The partition `topic`-`index` of topic id `topic_id`, opened (its log recovered) or
+    /// created. A directory left by an older topic of the same name is wiped first: each
+    /// partition directory records its topic id in `partition.metadata`, as Kafka's does.
+    pub fn ensure_partition(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        config: &LogConfig,
+    ) -> anyhow::Result<Arc<Partition>> {
+        let id = TopicPartition {
+            topic: topic.to_string(),
+            partition: index,
+        };
+        if let Some(open) = self.partitions.read().get(&id) {
+            if open.topic_id == topic_id {
+                return Ok(open.clone());
             }
-            let dir = self.partition_dir(&id);
-            let partition =
-                Partition::open(self.local_id, id.clone(), topic.id, &dir, config.clone())
-                    .with_context(|| format!("opening partition {id}"))?;
-            self.partitions.write().insert(id, Arc::new(partition));
         }
+        if let Some(stale) = self.partitions.write().remove(&id) {
+            warn!(partition = %id, "replacing a partition of a deleted topic with the same name");
+            fs::remove_dir_all(stale.dir()).ok();
+        }
+        let dir = self.partition_dir(&id);
+        let marker = dir.join("partition.metadata");
+        match fs::read_to_string(&marker) {
+            Ok(text) if text.trim() != format!("topic_id: {topic_id}") => {
+                warn!(partition = %id, "removing data of an older topic with the same name");
+                fs::remove_dir_all(&dir)?;
+            }
+            _ => {}
+        }
+        fs::create_dir_all(&dir)?;
+        if !marker.exists() {
+            fs::write(&marker, format!("topic_id: {topic_id}\n"))?;
+        }
+        let partition = Partition::open(self.local_id, id.clone(), topic_id, &dir, config.clone())
+            .with_context(|| format!("opening partition {id}"))?;
+        let partition = Arc::new(partition);
+        self.partitions.write().insert(id, partition.clone());
+        Ok(partition)
+    }
+
+    /// Closes a partition this broker no longer hosts and deletes its data.
+    pub fn remove(&self, id: &TopicPartition) -> anyhow::Result<()> {
+        let Some(partition) = self.partitions.write().remove(id) else {
+            return Ok(());
+        };
+        fs::remove_dir_all(partition.dir())
+            .with_context(|| format!("deleting {}", partition.dir().display()))?;
+        info!(partition = %id, "partition data deleted");
         Ok(())
     }
 
-    /// Removes every partition directory that belongs to no known topic (left by a crash in
-    /// the middle of a topic deletion).
-    pub fn remove_orphans(&self) -> anyhow::Result<()> {
+    /// Partition directories on disk that no open partition uses (a topic deleted while this
+    /// broker was down, say).
+    pub fn unused_dirs(&self) -> anyhow::Result<Vec<PathBuf>> {
         let known: HashSet<PathBuf> = self
             .partitions
             .read()
             .keys()
             .map(|id| self.partition_dir(id))
             .collect();
+        let mut unused = Vec::new();
         for entry in fs::read_dir(&self.logs_dir)? {
             let path = entry?.path();
             if path.is_dir() && !known.contains(&path) {
-                warn!(dir = %path.display(), "removing partition directory of no known topic");
-                fs::remove_dir_all(&path)?;
+                unused.push(path);
             }
         }
-        Ok(())
+        Ok(unused)
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -101,31 +136,6 @@ impl PartitionManager {
             .filter(|p| p.id.topic == topic)
             .cloned()
             .collect()
-    }
-
-    /// Closes and deletes every partition of `topic`, with its data.
-    pub fn delete_topic(&self, topic: &str) -> anyhow::Result<()> {
-        let removed: Vec<Arc<Partition>> = {
-            let mut partitions = self.partitions.write();
-            let ids: Vec<TopicPartition> = partitions
-                .keys()
-                .filter(|id| id.topic == topic)
-                .cloned()
-                .collect();
-            ids.iter().filter_map(|id| partitions.remove(id)).collect()
-        };
-        for partition in removed {
-            fs::remove_dir_all(partition.dir())
-                .with_context(|| format!("deleting {}", partition.dir().display()))?;
-        }
-        info!(topic, "topic data deleted");
-        Ok(())
-    }
-
-    pub fn set_topic_config(&self, topic: &str, config: &LogConfig) {
-        for partition in self.of_topic(topic) {
-            partition.set_log_config(config.clone());
-        }
     }
 
     /// Wakes fetches waiting for new data.

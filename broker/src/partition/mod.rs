@@ -150,12 +150,41 @@ impl Partition {
 
     /// Applies a new leadership or replica assignment (from the cluster metadata). A broker
     /// that becomes leader keeps its high watermark and lets followers move it; a follower's
-    /// high watermark follows what its leader reports.
+    /// high watermark follows what its leader reports. Followers' progress is kept while the
+    /// leader epoch stays the same (an ISR change only).
     pub fn set_replicas(&self, replicas: ReplicaSet) {
         self.leader_epoch
             .store(replicas.leader_epoch, Ordering::Release);
-        *self.replicas.lock() = replicas;
+        {
+            let mut current = self.replicas.lock();
+            if current.leader_epoch == replicas.leader_epoch
+                && current.leader_id == replicas.leader_id
+            {
+                current.update_assignment(replicas);
+            } else {
+                *current = replicas;
+            }
+        }
         self.advance_high_watermark();
+    }
+
+    /// Applies the partition's state from the cluster metadata.
+    pub fn update_leadership(&self, state: &millrace_quorum::PartitionState, local_id: i32) {
+        let mut replicas = state.replicas.clone();
+        for adding in &state.adding_replicas {
+            if !replicas.contains(adding) {
+                replicas.push(*adding);
+            }
+        }
+        self.set_replicas(ReplicaSet::new(
+            local_id,
+            state.leader,
+            state.leader_epoch,
+            state.partition_epoch,
+            replicas,
+            state.isr.clone(),
+            now_ms(),
+        ));
     }
 
     /// Moves the high watermark to the smallest log end offset of the in-sync replicas, when

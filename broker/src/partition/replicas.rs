@@ -80,6 +80,21 @@ impl ReplicaSet {
         }
     }
 
+    /// Takes a new ISR, partition epoch and replica list at the same leader epoch, keeping
+    /// what is known of the followers.
+    pub fn update_assignment(&mut self, next: ReplicaSet) {
+        let mut followers = next.followers;
+        for (id, progress) in followers.iter_mut() {
+            if let Some(known) = self.followers.get(id) {
+                *progress = *known;
+            }
+        }
+        self.followers = followers;
+        self.partition_epoch = next.partition_epoch;
+        self.replicas = next.replicas;
+        self.isr = next.isr;
+    }
+
     pub fn is_leader(&self) -> bool {
         self.leader_id == self.local_id
     }

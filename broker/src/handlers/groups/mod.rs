@@ -27,7 +27,7 @@ use kafka_protocol::ResponseError;
 use tracing::{debug, info_span, Instrument};
 
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
+use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::group::{CommittedOffset, Committer, JoinMember, LeavingMember, Protocol, SyncMember};
 use crate::partition::now_ms;
 
@@ -65,36 +65,26 @@ pub async fn find_coordinator(
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let version = header.request_api_version;
-    let (host, port) = broker.config.advertised_host_port();
-    let node_id = broker.config.node_id;
-    let refusal = |key_type: i8| -> Option<(ResponseError, &'static str)> {
-        match key_type {
-            KEY_TYPE_GROUP if broker.groups.offsets_partition_count() == 0 => Some((
-                ResponseError::CoordinatorNotAvailable,
-                "the offsets topic is not available",
-            )),
-            KEY_TYPE_GROUP => None,
-            KEY_TYPE_TRANSACTION => Some((
-                ResponseError::CoordinatorNotAvailable,
-                "transactions are not supported by this broker",
-            )),
-            _ => Some((
-                ResponseError::InvalidRequest,
-                "unknown coordinator key type",
-            )),
-        }
+    let key_type = if version >= 1 {
+        request.key_type
+    } else {
+        KEY_TYPE_GROUP
     };
+    if key_type == KEY_TYPE_GROUP && broker.topic(OFFSETS_TOPIC).is_none() {
+        // Like Kafka, the offsets topic is created on the first coordinator lookup.
+        broker.ensure_offsets_topic().await;
+    }
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
-            .map(|key| match refusal(request.key_type) {
-                None => Coordinator::default()
+            .map(|key| match locate(broker, key_type, &key) {
+                Ok((node_id, host, port)) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node_id))
-                    .with_host(str_bytes(host.clone()))
+                    .with_host(str_bytes(host))
                     .with_port(port),
-                Some((error, message)) => Coordinator::default()
+                Err((error, message)) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(-1))
                     .with_host(str_bytes(""))
@@ -105,17 +95,12 @@ pub async fn find_coordinator(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let key_type = if version >= 1 {
-        request.key_type
-    } else {
-        KEY_TYPE_GROUP
-    };
-    match refusal(key_type) {
-        None => FindCoordinatorResponse::default()
+    match locate(broker, key_type, &request.key) {
+        Ok((node_id, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(node_id))
             .with_host(str_bytes(host))
             .with_port(port),
-        Some((error, message)) => {
+        Err((error, message)) => {
             let response = FindCoordinatorResponse::default()
                 .with_error_code(error.code())
                 .with_node_id(BrokerId(-1))
@@ -128,6 +113,42 @@ pub async fn find_coordinator(
             }
         }
     }
+}
+
+/// The coordinator of a group: the leader of the group's `__consumer_offsets` partition.
+fn locate(
+    broker: &Broker,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, i32), (ResponseError, &'static str)> {
+    match key_type {
+        KEY_TYPE_GROUP => {}
+        KEY_TYPE_TRANSACTION => {
+            return Err((
+                ResponseError::CoordinatorNotAvailable,
+                "transactions are not supported by this broker",
+            ))
+        }
+        _ => {
+            return Err((
+                ResponseError::InvalidRequest,
+                "unknown coordinator key type",
+            ))
+        }
+    }
+    let metadata = broker.metadata();
+    let unavailable = (
+        ResponseError::CoordinatorNotAvailable,
+        "the group's offsets partition has no leader yet",
+    );
+    let topic = metadata.topic(OFFSETS_TOPIC).ok_or(unavailable)?;
+    if topic.partitions.is_empty() {
+        return Err(unavailable);
+    }
+    let index = crate::group::offsets::partition_for(key, topic.partitions.len());
+    let leader = topic.partitions[index].leader;
+    let record = metadata.broker(leader).ok_or(unavailable)?;
+    Ok((record.id, record.host.clone(), i32::from(record.port)))
 }
 
 pub async fn join_group(
@@ -338,9 +359,8 @@ pub async fn offset_commit(
     let mut offsets = Vec::new();
     for topic in request.topics {
         let partition_count = broker
-            .topics
-            .get(&topic.name)
-            .map(|record| record.partitions);
+            .topic(&topic.name)
+            .map(|record| record.partitions.len() as i32);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for partition in topic.partitions {
             let index = partition.partition_index;

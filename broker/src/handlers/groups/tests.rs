@@ -332,8 +332,12 @@ async fn consumer_flow(broker: &Arc<Broker>, version: i16) {
 #[tokio::test]
 async fn a_consumer_flow_works_at_every_version() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = testing::open(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
-    broker.create_topic("t", 2, BTreeMap::new()).unwrap();
+    let broker = testing::open(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]).await;
+    broker
+        .create_topic("t", 2, None, BTreeMap::new())
+        .await
+        .unwrap();
+    wait_for_partitions(&broker, "t", 2).await;
     for version in 0..=7 {
         consumer_flow(&broker, version).await;
     }
@@ -342,7 +346,7 @@ async fn a_consumer_flow_works_at_every_version() {
 #[tokio::test]
 async fn transaction_coordinators_and_empty_group_ids_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = testing::open(dir.path(), &[]);
+    let broker = testing::open(dir.path(), &[]).await;
     let found: FindCoordinatorResponse = call(
         &broker,
         ApiKey::FindCoordinator,
@@ -373,4 +377,20 @@ async fn transaction_coordinators_and_empty_group_ids_are_refused() {
     let joined: JoinGroupResponse =
         call(&broker, ApiKey::JoinGroup, 7, &join_request(7, "", "")).await;
     assert_eq!(joined.error_code, ResponseError::InvalidGroupId.code());
+}
+
+/// Waits until this broker opened and leads the topic's partitions.
+async fn wait_for_partitions(broker: &Broker, topic: &str, count: i32) {
+    for _ in 0..500 {
+        if (0..count).all(|p| {
+            broker
+                .partitions
+                .get(topic, p)
+                .is_some_and(|p| p.is_leader())
+        }) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("partitions of {topic} not ready");
 }
