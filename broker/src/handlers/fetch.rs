@@ -89,10 +89,16 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                         // that a batch larger than the limit is never stuck.
                         let limit = (wanted.partition_max_bytes.max(0) as usize)
                             .min(if total == 0 { usize::MAX } else { remaining });
-                        let read = match epoch_error {
-                            Some(error) => Err(error.into()),
-                            None if limit == 0 => partition.read(partition.high_watermark(), 0),
-                            None => partition.read(wanted.fetch_offset, limit),
+                        let read = match (epoch_error, request.replica_id.0) {
+                            (Some(error), _) => Err(error.into()),
+                            // A follower replicating this partition (Kafka's replica fetch).
+                            (None, replica) if replica >= 0 => {
+                                partition.read_for_follower(replica, wanted.fetch_offset, limit)
+                            }
+                            (None, _) if limit == 0 => {
+                                partition.read(partition.high_watermark(), 0)
+                            }
+                            (None, _) => partition.read(wanted.fetch_offset, limit),
                         };
                         match read {
                             Ok(read) => {

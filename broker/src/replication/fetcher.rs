@@ -29,6 +29,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 pub async fn run(fetchers: Arc<ReplicaFetchers>, leader_id: i32) {
     let span = tracing::info_span!("replica_fetcher", leader = leader_id);
     async move {
+        info!("replica fetcher started");
         let mut connection: Option<(String, BrokerConnection)> = None;
         let mut idle_rounds = 0;
         loop {
