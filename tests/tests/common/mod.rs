@@ -65,12 +65,15 @@ pub struct BrokerOptions {
     /// Flags added after the harness's own (`--data-dir`, `--listen`, `--admin-listen`,
     /// `--node-id`).
     pub args: Vec<String>,
+    /// The broker's id (1 when unset).
+    pub node_id: Option<i32>,
 }
 
 impl BrokerOptions {
     pub fn with_args(args: &[&str]) -> BrokerOptions {
         BrokerOptions {
             args: args.iter().map(|arg| arg.to_string()).collect(),
+            node_id: None,
         }
     }
 }
@@ -88,6 +91,14 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts a broker on free ports over a fresh data directory and waits until it is ready.
     pub fn start(options: BrokerOptions) -> BrokerProcess {
+        let mut broker = Self::launch(options);
+        broker.wait_ready();
+        broker
+    }
+
+    /// Starts a broker without waiting for it to be ready (a cluster's brokers only become
+    /// ready together, once their metadata quorum formed); call [`BrokerProcess::wait_ready`].
+    pub fn launch(options: BrokerOptions) -> BrokerProcess {
         let dir = tempfile::Builder::new()
             .prefix("millrace-e2e-")
             .tempdir()
@@ -103,6 +114,11 @@ impl BrokerProcess {
         broker
     }
 
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the broker is running").id()
+    }
+
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "the broker is already running");
         let log = OpenOptions::new()
@@ -115,7 +131,7 @@ impl BrokerProcess {
             .arg(self.data_dir())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--admin-listen", &format!("127.0.0.1:{}", self.admin_port)])
-            .args(["--node-id", "1"])
+            .args(["--node-id", &self.options.node_id.unwrap_or(1).to_string()])
             .args(&self.options.args)
             .env_remove("MILLRACE_LOG_FORMAT")
             .stdin(Stdio::null())
@@ -124,10 +140,10 @@ impl BrokerProcess {
             .spawn()
             .expect("spawning millrace-broker");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the broker's /ready answers 200.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self
@@ -244,6 +260,7 @@ impl BrokerProcess {
             .expect("opening the broker log");
         let _ = writeln!(log, "===== millrace-e2e: restarting the broker =====");
         self.spawn();
+        self.wait_ready();
     }
 
     /// The last lines the broker logged.
