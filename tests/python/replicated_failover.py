@@ -13,7 +13,7 @@ bootstrap, topic, victim = sys.argv[1], sys.argv[2], int(sys.argv[3])
 run = uuid.uuid4().hex[:8]
 producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                      "acks": "all", "linger.ms": 5})
-acked, errors = {}, []
+acked, errors, acked_at = {}, [], {}
 
 
 def delivered(error, message):
@@ -21,10 +21,11 @@ def delivered(error, message):
         errors.append(str(error))
     else:
         acked[(message.partition(), message.offset())] = message.value()
+        acked_at[int(message.key())] = time.time()
 
 
 start = time.time()
-sent, killed_at, acked_at_kill, recovered_after = 0, None, 0, None
+sent, killed_at, first_after_kill = 0, None, None
 while time.time() - start < 12:
     producer.produce(topic, value=f"{run}-{sent}".encode(), key=str(sent).encode(),
                      on_delivery=delivered)
@@ -32,12 +33,13 @@ while time.time() - start < 12:
     producer.poll(0)
     if killed_at is None and time.time() - start > 2:
         os.kill(victim, signal.SIGKILL)
-        killed_at, acked_at_kill = time.time(), len(acked)
+        killed_at, first_after_kill = time.time(), sent
         print(f"killed pid {victim} after {sent} records")
-    if killed_at and recovered_after is None and len(acked) > acked_at_kill + 500:
-        recovered_after = time.time() - killed_at
     time.sleep(0.0005)
 producer.flush(60)
+# Time from the kill to the first acknowledgement of a record sent after it.
+after = [t for i, t in acked_at.items() if first_after_kill is not None and i >= first_after_kill]
+recovered_after = min(after) - killed_at if after else None
 print(f"sent {sent}, acknowledged {len(acked)}, delivery errors {len(errors)} {errors[:3]}")
 print(f"produce resumed {recovered_after:.2f} s after the kill" if recovered_after else
       "produce did not resume")
