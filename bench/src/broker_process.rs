@@ -145,3 +145,21 @@ impl Drop for BrokerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Waits until the broker's admin `/ready` answers 200 (registered with its controller).
+fn wait_ready(admin_port: u16) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", admin_port)) {
+            let _ = stream.write_all(b"GET /ready HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("broker was not ready within 30 s")
+}
