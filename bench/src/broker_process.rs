@@ -68,11 +68,13 @@ impl BrokerProcess {
             .stdout(Stdio::null())
             .spawn()
             .context("starting millrace-broker")?;
-        Self::wait_listening(BrokerProcess {
+        let process = Self::wait_listening(BrokerProcess {
             child,
             port,
             _dir: dir,
-        })
+        })?;
+        wait_ready(admin)?;
+        Ok(process)
     }
 
     pub fn start_command(template: &str) -> anyhow::Result<BrokerProcess> {
