@@ -61,67 +61,66 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
         .topics
         .iter()
         .map(|topic| {
-            let partitions =
-                topic
-                    .partitions
-                    .iter()
-                    .map(|wanted| {
-                        let response =
-                            PartitionData::default().with_partition_index(wanted.partition);
-                        let Some(partition) = broker.partitions.get(&topic.topic, wanted.partition)
-                        else {
-                            has_error = true;
-                            return response
-                                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                                .with_high_watermark(-1)
-                                .with_last_stable_offset(-1)
-                                .with_log_start_offset(-1)
-                                .with_records(Some(Bytes::new()));
-                        };
-                        let epoch = partition.leader_epoch();
-                        let epoch_error = match wanted.current_leader_epoch {
-                            -1 => None,
-                            asked if asked > epoch => Some(ResponseError::UnknownLeaderEpoch),
-                            asked if asked < epoch => Some(ResponseError::FencedLeaderEpoch),
-                            _ => None,
-                        };
-                        // The first partition with data may exceed max_bytes by one batch, so
-                        // that a batch larger than the limit is never stuck.
-                        let limit = (wanted.partition_max_bytes.max(0) as usize)
-                            .min(if total == 0 { usize::MAX } else { remaining });
-                        let read = match (epoch_error, request.replica_id.0) {
-                            (Some(error), _) => Err(error.into()),
-                            // A follower replicating this partition (Kafka's replica fetch).
-                            (None, replica) if replica >= 0 => {
-                                partition.read_for_follower(replica, wanted.fetch_offset, limit)
-                            }
-                            (None, _) if limit == 0 => {
-                                partition.read(partition.high_watermark(), 0)
-                            }
-                            (None, _) => partition.read(wanted.fetch_offset, limit),
-                        };
-                        match read {
-                            Ok(read) => {
-                                total += read.records.len();
-                                remaining = remaining.saturating_sub(read.records.len());
-                                response
-                                    .with_high_watermark(read.high_watermark)
-                                    .with_last_stable_offset(read.high_watermark)
-                                    .with_log_start_offset(read.log_start_offset)
-                                    .with_records(Some(read.records))
-                            }
-                            Err(error) => {
-                                has_error = true;
-                                response
-                                    .with_error_code(error.error.code())
-                                    .with_high_watermark(partition.high_watermark())
-                                    .with_last_stable_offset(partition.high_watermark())
-                                    .with_log_start_offset(partition.log_start_offset())
-                                    .with_records(Some(Bytes::new()))
-                            }
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|wanted| {
+                    let response = PartitionData::default().with_partition_index(wanted.partition);
+                    let Some(partition) = broker.partitions.get(&topic.topic, wanted.partition)
+                    else {
+                        has_error = true;
+                        return response
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_high_watermark(-1)
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(-1)
+                            .with_records(Some(Bytes::new()));
+                    };
+                    let epoch = partition.leader_epoch();
+                    let epoch_error = match wanted.current_leader_epoch {
+                        -1 => None,
+                        asked if asked > epoch => Some(ResponseError::UnknownLeaderEpoch),
+                        asked if asked < epoch => Some(ResponseError::FencedLeaderEpoch),
+                        _ => None,
+                    };
+                    // The first partition with data may exceed max_bytes by one batch, so
+                    // that a batch larger than the limit is never stuck.
+                    let limit = (wanted.partition_max_bytes.max(0) as usize).min(if total == 0 {
+                        usize::MAX
+                    } else {
+                        remaining
+                    });
+                    let read = match (epoch_error, request.replica_id.0) {
+                        (Some(error), _) => Err(error.into()),
+                        // A follower replicating this partition (Kafka's replica fetch).
+                        (None, replica) if replica >= 0 => {
+                            partition.read_for_follower(replica, wanted.fetch_offset, limit)
                         }
-                    })
-                    .collect();
+                        (None, _) if limit == 0 => partition.read(partition.high_watermark(), 0),
+                        (None, _) => partition.read(wanted.fetch_offset, limit),
+                    };
+                    match read {
+                        Ok(read) => {
+                            total += read.records.len();
+                            remaining = remaining.saturating_sub(read.records.len());
+                            response
+                                .with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.high_watermark)
+                                .with_log_start_offset(read.log_start_offset)
+                                .with_records(Some(read.records))
+                        }
+                        Err(error) => {
+                            has_error = true;
+                            response
+                                .with_error_code(error.error.code())
+                                .with_high_watermark(partition.high_watermark())
+                                .with_last_stable_offset(partition.high_watermark())
+                                .with_log_start_offset(partition.log_start_offset())
+                                .with_records(Some(Bytes::new()))
+                        }
+                    }
+                })
+                .collect();
             FetchableTopicResponse::default()
                 .with_topic(topic.topic.clone())
                 .with_partitions(partitions)
