@@ -1,6 +1,8 @@
-//! The broker's HTTP admin endpoint: `/health` (the process answers), `/ready` (recovery done,
-//! serving clients) and `/metrics` (Prometheus text). The broker-agent and the control plane
-//! read it.
+//! The broker's HTTP admin endpoint: `/health` (the process answers), `/ready` (registered with
+//! the controller, serving clients), `/metrics` (Prometheus text), `/admin/can-stop` (whether
+//! stopping this broker now would take a partition below `min.insync.replicas` — the check a
+//! safe roll makes) and `POST /admin/drain` (controlled shutdown: move leaderships away). The
+//! broker-agent and the control plane use it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -26,6 +28,8 @@ pub async fn serve(
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/admin/can-stop", get(can_stop))
+        .route("/admin/drain", axum::routing::post(drain))
         .with_state(broker);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -72,5 +76,60 @@ async fn metrics(State(broker): State<Shared>) -> impl IntoResponse {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         body,
+    )
+}
+
+/// Partitions that stopping this broker now would take below `min.insync.replicas`.
+fn partitions_blocking_stop(broker: &Broker) -> Vec<String> {
+    let me = broker.config.node_id;
+    let metadata = broker.metadata();
+    let mut blocking = Vec::new();
+    for topic in metadata.topics.values() {
+        let min_insync = broker.topic_config(topic).min_insync_replicas();
+        for partition in &topic.partitions {
+            if partition.isr.contains(&me) && (partition.isr.len() as i64 - 1) < min_insync {
+                blocking.push(format!(
+                    "{}-{} (in sync: {:?}, min.insync.replicas {min_insync})",
+                    topic.name, partition.partition, partition.isr
+                ));
+            }
+        }
+    }
+    blocking
+}
+
+async fn can_stop(State(broker): State<Shared>) -> impl IntoResponse {
+    let Some(broker) = broker.get().cloned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"canStop": false, "reason": "recovering logs"})),
+        );
+    };
+    let blocking = partitions_blocking_stop(&broker);
+    let status = if blocking.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    (
+        status,
+        axum::Json(
+            serde_json::json!({"canStop": blocking.is_empty(), "underMinIsrIfStopped": blocking}),
+        ),
+    )
+}
+
+async fn drain(State(broker): State<Shared>) -> impl IntoResponse {
+    let Some(broker) = broker.get().cloned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "recovering logs\n".to_string(),
+        );
+    };
+    crate::run::controlled_shutdown(&broker).await;
+    let still_leading = broker.metadata().led_by(broker.config.node_id).count();
+    (
+        StatusCode::OK,
+        format!("drained; still leading {still_leading} partition(s) nobody else can take\n"),
     )
 }

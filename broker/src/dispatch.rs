@@ -63,6 +63,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -192,6 +195,9 @@ async fn route(
         IncrementalAlterConfigs => handlers::configs::incremental_alter_configs,
         DescribeCluster => handlers::cluster::describe_cluster,
         OffsetForLeaderEpoch => handlers::offset_for_leader_epoch::handle,
+        ElectLeaders => handlers::partition_admin::elect_leaders,
+        AlterPartitionReassignments => handlers::partition_admin::alter_partition_reassignments,
+        ListPartitionReassignments => handlers::partition_admin::list_partition_reassignments,
         InitProducerId => handlers::producer_id::init_producer_id,
         FindCoordinator => handlers::groups::find_coordinator,
         JoinGroup => handlers::groups::join_group,
@@ -311,6 +317,21 @@ mod tests {
                     ApiKey::OffsetForLeaderEpoch => {
                         request_frame(api.key, version, &OffsetForLeaderEpochRequest::default())
                     }
+                    ApiKey::ElectLeaders => request_frame(
+                        api.key,
+                        version,
+                        &ElectLeadersRequest::default().with_topic_partitions(Some(Vec::new())),
+                    ),
+                    ApiKey::AlterPartitionReassignments => request_frame(
+                        api.key,
+                        version,
+                        &AlterPartitionReassignmentsRequest::default(),
+                    ),
+                    ApiKey::ListPartitionReassignments => request_frame(
+                        api.key,
+                        version,
+                        &ListPartitionReassignmentsRequest::default(),
+                    ),
                     ApiKey::InitProducerId => {
                         request_frame(api.key, version, &InitProducerIdRequest::default())
                     }

@@ -98,3 +98,44 @@ fn a_broker_with_a_wiped_volume_re_replicates_everything() {
         "rebuilt replica holds the same log bytes"
     );
 }
+
+#[test]
+fn restarting_each_broker_in_turn_with_sigterm_loses_no_produce() {
+    let mut brokers = cluster(3, &[]);
+    let bootstrap = brokers
+        .iter()
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",");
+    create_topic(&bootstrap, "rolling", "3", "3");
+    let producer = std::process::Command::new("python3")
+        .arg(common::python_dir().join("produce_steadily.py"))
+        .args([&bootstrap, "rolling", "45", "500"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the producer");
+    std::thread::sleep(Duration::from_secs(2));
+    for broker in brokers.iter_mut() {
+        // SIGTERM runs a controlled shutdown: leaderships move before the broker stops.
+        let status = broker.sigterm_and_wait();
+        assert!(status.success(), "broker exited with {status}");
+        broker.restart();
+        run_python(
+            "wait_in_sync.py",
+            &[&bootstrap, "rolling", "3", "60"],
+            Duration::from_secs(90),
+        )
+        .assert_success();
+    }
+    let output = producer
+        .wait_with_output()
+        .expect("waiting for the producer");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "producer saw errors or lost records:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

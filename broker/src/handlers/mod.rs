@@ -9,6 +9,7 @@ pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
+pub mod partition_admin;
 pub mod produce;
 pub mod producer_id;
 pub mod topics;
