@@ -139,3 +139,131 @@ fn restarting_each_broker_in_turn_with_sigterm_loses_no_produce() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Sends one request to `address` with the broker's own Kafka client.
+fn call<Req, Resp>(
+    address: &str,
+    key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    request: &Req,
+) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::HeaderVersion,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let timeout = Duration::from_secs(30);
+        let mut connection = millrace_broker::replication::client::BrokerConnection::connect(
+            address,
+            "millrace-e2e".into(),
+            timeout,
+        )
+        .await
+        .expect("connecting");
+        connection
+            .call(key, version, request, timeout)
+            .await
+            .expect("request answered")
+    })
+}
+
+/// Replicas and in-sync replicas of a topic's partition 0, from Metadata.
+fn replicas_of(address: &str, topic: &str) -> (Vec<i32>, Vec<i32>) {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let request =
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    let response: MetadataResponse = call(address, ApiKey::Metadata, 12, &request);
+    let partition = &response.topics[0].partitions[0];
+    let ids = |ids: &[kafka_protocol::messages::BrokerId]| {
+        let mut ids: Vec<i32> = ids.iter().map(|id| id.0).collect();
+        ids.sort_unstable();
+        ids
+    };
+    (ids(&partition.replica_nodes), ids(&partition.isr_nodes))
+}
+
+#[test]
+fn reassigning_a_partition_to_other_brokers_while_producing_loses_nothing() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
+        TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let brokers = cluster(4, &[]);
+    let address = brokers[0].bootstrap();
+    let bootstrap = brokers
+        .iter()
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",");
+    create_topic(&bootstrap, "moving", "1", "3");
+    let (before, _) = replicas_of(&address, "moving");
+    let outside = (1..=4)
+        .find(|id| !before.contains(id))
+        .expect("a fourth broker");
+    // Swap the first replica for the broker that has none: {a,b,c} -> {b,c,d}.
+    let mut target: Vec<i32> = before[1..].to_vec();
+    target.push(outside);
+    target.sort_unstable();
+    let producer = std::process::Command::new("python3")
+        .arg(common::python_dir().join("produce_steadily.py"))
+        .args([&bootstrap, "moving", "25", "300"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the producer");
+    std::thread::sleep(Duration::from_secs(3));
+    let request = AlterPartitionReassignmentsRequest::default().with_topics(vec![
+        ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("moving")))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(Some(target.iter().map(|&id| BrokerId(id)).collect()))]),
+    ]);
+    let response: AlterPartitionReassignmentsResponse =
+        call(&address, ApiKey::AlterPartitionReassignments, 0, &request);
+    let code = response.responses[0].partitions[0].error_code;
+    assert_eq!(code, 0, "reassignment refused: {response:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (replicas, isr) = replicas_of(&address, "moving");
+        if replicas == target && isr == target {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reassignment {before:?} -> {target:?} did not finish: replicas {replicas:?}, isr {isr:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = producer
+        .wait_with_output()
+        .expect("waiting for the producer");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("moved {before:?} -> {target:?}\n{stdout}");
+    assert!(
+        output.status.success(),
+        "producer saw errors or lost records:\n{stdout}"
+    );
+    let removed = before[0];
+    let leftover = brokers[(removed - 1) as usize]
+        .data_dir()
+        .join("logs")
+        .join("moving-0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leftover.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!leftover.exists(), "the removed replica deleted its data");
+}
