@@ -267,3 +267,27 @@ fn reassigning_a_partition_to_other_brokers_while_producing_loses_nothing() {
     }
     assert!(!leftover.exists(), "the removed replica deleted its data");
 }
+
+#[test]
+fn a_consumer_group_survives_its_coordinators_death_without_rereading_commits() {
+    let brokers = cluster(3, &[]);
+    let bootstrap = brokers
+        .iter()
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",");
+    create_topic(&bootstrap, "grouped", "3", "3");
+    let pids = brokers
+        .iter()
+        .enumerate()
+        .map(|(index, broker)| format!("{}:{}", index + 1, broker.pid()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let result = run_python(
+        "group_coordinator_failover.py",
+        &[&bootstrap, "grouped", "6000", &pids],
+        Duration::from_secs(150),
+    );
+    println!("{}", result.stdout());
+    result.assert_success();
+}

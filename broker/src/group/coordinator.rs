@@ -92,6 +92,9 @@ impl GroupEntry {
 
 type GroupSlot = Arc<Mutex<GroupEntry>>;
 
+/// How long an offset commit waits for its replication (Kafka's offsets.commit.timeout.ms).
+const COMMIT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Kafka's classic group coordinator for every group of this broker.
 pub struct GroupCoordinator {
     limits: GroupLimits,
@@ -293,27 +296,42 @@ impl GroupCoordinator {
 
     /// OffsetCommit: checks that the committer may commit for the group, then writes the
     /// offsets durably; they are committed (and visible) only once the write succeeded.
-    pub fn commit_offsets(
+    /// Commits offsets; answers once they are replicated to every in-sync replica of the
+    /// group's offsets partition (Kafka writes offsets with acks=all), so a coordinator failover
+    /// never loses an acknowledged commit.
+    pub async fn commit_offsets(
         self: &Arc<Self>,
         group_id: &str,
         committer: &Committer,
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<(), ResponseError> {
-        let slot = match self.group(group_id) {
-            Some(slot) => slot,
-            // Not using group management: the commit creates the group (Kafka does the same).
-            None if committer.generation_id < 0 => self.live_group_or_create(group_id),
-            // A member of a generation this coordinator does not know.
-            None => return Err(ResponseError::IllegalGeneration),
+        let pending = {
+            let slot = match self.group(group_id) {
+                Some(slot) => slot,
+                // Not using group management: the commit creates the group (as in Kafka).
+                None if committer.generation_id < 0 => self.live_group_or_create(group_id),
+                // A member of a generation this coordinator does not know.
+                None => return Err(ResponseError::IllegalGeneration),
+            };
+            let mut entry = slot.lock();
+            entry.group.validate_offset_commit(
+                &committer.member_id,
+                committer.group_instance_id.as_deref(),
+                committer.generation_id,
+                self.now_ms(),
+            )?;
+            self.offsets.commit(group_id, offsets)?
         };
-        let mut entry = slot.lock();
-        entry.group.validate_offset_commit(
-            &committer.member_id,
-            committer.group_instance_id.as_deref(),
-            committer.generation_id,
-            self.now_ms(),
-        )?;
-        self.offsets.commit(group_id, offsets)
+        if let Some((partition, durable_at)) = pending {
+            if !partition
+                .wait_for_high_watermark(durable_at, COMMIT_REPLICATION_TIMEOUT)
+                .await
+            {
+                warn!(group = group_id, partition = %partition.id, "offset commit not replicated in time");
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+        }
+        Ok(())
     }
 
     /// The group's committed offset for one partition, if any.

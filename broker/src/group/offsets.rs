@@ -165,13 +165,16 @@ impl OffsetStore {
 
     /// Writes the offsets as one record batch and, once the append succeeded, makes them
     /// visible. All or nothing: on error none of them is committed.
+    /// Returns the offsets partition and the offset its high watermark must reach before the
+    /// commit is durable (replicated to every in-sync replica), for the caller to wait on
+    /// without holding any lock.
     pub fn commit(
         &self,
         group_id: &str,
         offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let shard = self.shard(group_id).ok_or(if self.partition_count() == 0 {
             ResponseError::CoordinatorNotAvailable
@@ -192,7 +195,7 @@ impl OffsetStore {
             })
             .collect();
         let mut committed = shard.committed.lock();
-        append(&shard, &entries)?;
+        let durable_at = append(&shard, &entries)?;
         let group = committed.entry(group_id.to_string()).or_default();
         for (key, value) in entries {
             if let Some(value) = value {
@@ -202,7 +205,7 @@ impl OffsetStore {
                     .insert(key.partition, value);
             }
         }
-        Ok(())
+        Ok(Some((shard.partition.clone(), durable_at)))
     }
 
     /// The group's committed offset for one partition.
@@ -256,19 +259,21 @@ impl OffsetStore {
     }
 }
 
+/// Appends the entries as one batch; returns the offset the high watermark must reach for them
+/// to be replicated.
 fn append(
     shard: &OffsetShard,
     entries: &[(OffsetKey, Option<CommittedOffset>)],
-) -> Result<(), ResponseError> {
+) -> Result<i64, ResponseError> {
     let batch = codec::encode_batch(entries, now_ms()).map_err(|error| {
         warn!(%error, "could not encode an offsets batch");
         ResponseError::InvalidCommitOffsetSize
     })?;
-    shard.partition.append_as_leader(&batch).map_err(|error| {
+    let outcome = shard.partition.append_as_leader(&batch).map_err(|error| {
         warn!(partition = %shard.partition.id, error = %error.message, "writing committed offsets failed");
         commit_error(&error)
     })?;
-    Ok(())
+    Ok(outcome.last_offset + 1)
 }
 
 /// The error a client sees when the offsets log refused a write, mapped as Kafka maps it.
@@ -288,19 +293,22 @@ fn commit_error(error: &PartitionError) -> ResponseError {
     }
 }
 
-/// Reads a partition from its log start to its high watermark and applies each record in
+/// Reads a partition from its log start to its log end and applies each record in
 /// order: the latest value of a key wins, a tombstone removes it.
 fn replay(partition: &Partition) -> anyhow::Result<HashMap<String, GroupOffsets>> {
     let mut committed: HashMap<String, GroupOffsets> = HashMap::new();
     let mut offset = partition.log_start_offset();
-    let end = partition.high_watermark();
+    // Up to the log end, not the high watermark: a new leader's high watermark may still lag
+    // the commits its log already holds from the previous leader (Kafka loads to the log end
+    // as well; a leader never truncates its own log).
+    let end = partition.log_end_offset();
     let mut read_bytes = LOAD_READ_BYTES;
     let mut records = 0usize;
     let mut skipped = 0usize;
     let mut skipped_batches = 0usize;
     while offset < end {
         let read = partition
-            .read(offset, read_bytes)
+            .read_to_log_end(offset, read_bytes)
             .map_err(|error| anyhow::anyhow!("reading at offset {offset}: {}", error.message))?;
         let (batches, next_offset) = codec::split_batches(&read.records);
         let Some(next_offset) = next_offset else {

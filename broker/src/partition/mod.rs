@@ -410,6 +410,27 @@ impl Partition {
     /// ListOffsets by timestamp: the first record whose timestamp is at least `timestamp`, and
     /// that timestamp. The log finds the first batch that can hold it (by the batches' largest
     /// timestamps); its records are then decoded to find the record itself.
+    /// Reads whole batches from `offset` up to the log end: for the broker's own state (the
+    /// group coordinator loading committed offsets), never for clients.
+    pub fn read_to_log_end(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadOutcome, PartitionError> {
+        let state = self.state.lock();
+        let log_end = state.log.log_end_offset();
+        let records = if offset >= log_end {
+            Bytes::new()
+        } else {
+            state.log.read(offset, max_bytes, log_end)?
+        };
+        Ok(ReadOutcome {
+            records,
+            high_watermark: self.high_watermark(),
+            log_start_offset: state.log.log_start_offset(),
+        })
+    }
+
     pub fn offset_for_timestamp(
         &self,
         timestamp: i64,

@@ -75,8 +75,8 @@ fn standalone() -> Committer {
     }
 }
 
-#[test]
-fn committed_offsets_survive_a_restart_and_deleted_groups_do_not() {
+#[tokio::test]
+async fn committed_offsets_survive_a_restart_and_deleted_groups_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let (coordinator, partitions) = open(dir.path(), 3);
     coordinator
@@ -89,6 +89,7 @@ fn committed_offsets_survive_a_restart_and_deleted_groups_do_not() {
                 ("audit".into(), 0, committed(1, Some(""))),
             ],
         )
+        .await
         .unwrap();
     // The latest commit of a partition wins.
     coordinator
@@ -97,6 +98,7 @@ fn committed_offsets_survive_a_restart_and_deleted_groups_do_not() {
             &standalone(),
             vec![("orders".into(), 0, committed(43, Some("second")))],
         )
+        .await
         .unwrap();
     coordinator
         .commit_offsets(
@@ -104,6 +106,7 @@ fn committed_offsets_survive_a_restart_and_deleted_groups_do_not() {
             &standalone(),
             vec![("invoices".into(), 2, committed(1_000, None))],
         )
+        .await
         .unwrap();
     assert_eq!(
         coordinator.committed_offset("payments", "orders", 0),
@@ -165,8 +168,8 @@ fn committed_offsets_survive_a_restart_and_deleted_groups_do_not() {
     close(coordinator, partitions);
 }
 
-#[test]
-fn offsets_reload_across_many_segments() {
+#[tokio::test]
+async fn offsets_reload_across_many_segments() {
     let dir = tempfile::tempdir().unwrap();
     let small_segments = LogConfig {
         segment_bytes: 2048,
@@ -187,6 +190,7 @@ fn offsets_reload_across_many_segments() {
                 .collect();
             coordinator
                 .commit_offsets(group, &standalone(), offsets)
+                .await
                 .unwrap();
         }
     }
@@ -230,8 +234,8 @@ fn offsets_reload_across_many_segments() {
     close(coordinator, partitions);
 }
 
-#[test]
-fn commits_of_unknown_generations_are_refused() {
+#[tokio::test]
+async fn commits_of_unknown_generations_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (coordinator, _partitions) = open(dir.path(), 1);
     let member = Committer {
@@ -240,21 +244,25 @@ fn commits_of_unknown_generations_are_refused() {
         generation_id: 3,
     };
     assert_eq!(
-        coordinator.commit_offsets("nobody", &member, vec![("t".into(), 0, committed(1, None))]),
+        coordinator
+            .commit_offsets("nobody", &member, vec![("t".into(), 0, committed(1, None))])
+            .await,
         Err(ResponseError::IllegalGeneration)
     );
     assert!(coordinator.list_groups().is_empty());
 }
 
-#[test]
-fn without_an_offsets_topic_commits_are_refused() {
+#[tokio::test]
+async fn without_an_offsets_topic_commits_are_refused() {
     let coordinator = GroupCoordinator::with_limits(limits(0), Vec::new()).unwrap();
     assert_eq!(
-        coordinator.commit_offsets(
-            "g",
-            &standalone(),
-            vec![("t".into(), 0, committed(1, None))]
-        ),
+        coordinator
+            .commit_offsets(
+                "g",
+                &standalone(),
+                vec![("t".into(), 0, committed(1, None))]
+            )
+            .await,
         Err(ResponseError::CoordinatorNotAvailable)
     );
     assert_eq!(coordinator.offsets_partition_count(), 0);
@@ -367,21 +375,26 @@ async fn members_join_sync_commit_and_leave() {
     };
     coordinator
         .commit_offsets("g", &member, vec![("t".into(), 1, committed(5, None))])
+        .await
         .unwrap();
     let stale = Committer {
         generation_id: 0,
         ..member
     };
     assert_eq!(
-        coordinator.commit_offsets("g", &stale, vec![("t".into(), 1, committed(6, None))]),
+        coordinator
+            .commit_offsets("g", &stale, vec![("t".into(), 1, committed(6, None))])
+            .await,
         Err(ResponseError::IllegalGeneration)
     );
     assert_eq!(
-        coordinator.commit_offsets(
-            "g",
-            &standalone(),
-            vec![("t".into(), 1, committed(6, None))]
-        ),
+        coordinator
+            .commit_offsets(
+                "g",
+                &standalone(),
+                vec![("t".into(), 1, committed(6, None))]
+            )
+            .await,
         Err(ResponseError::UnknownMemberId)
     );
     assert_eq!(

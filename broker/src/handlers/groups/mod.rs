@@ -399,14 +399,17 @@ pub async fn offset_commit(
     let outcome = if offsets.is_empty() {
         Ok(())
     } else {
-        let _span = info_span!(
+        let span = info_span!(
             "offset_commit",
             group = %group,
             member = %committer.member_id,
             generation = committer.generation_id
-        )
-        .entered();
-        let outcome = broker.groups.commit_offsets(&group, &committer, offsets);
+        );
+        let outcome = broker
+            .groups
+            .commit_offsets(&group, &committer, offsets)
+            .instrument(span)
+            .await;
         if outcome.is_ok() {
             broker.partitions.notify_appended();
         } else {
