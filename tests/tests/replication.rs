@@ -38,19 +38,71 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: &str, replication: &st
     .assert_success();
 }
 
-#[test]
-fn killing_a_leader_loses_no_acknowledged_record() {
+/// The active controller's broker id and the leader of each partition of `topic`.
+fn controller_and_leaders(address: &str, topic: &str) -> (i32, Vec<i32>) {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let request =
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    let response: MetadataResponse = call(address, ApiKey::Metadata, 12, &request);
+    let mut partitions = response.topics[0].partitions.clone();
+    partitions.sort_by_key(|p| p.partition_index);
+    (
+        response.controller_id.0,
+        partitions.iter().map(|p| p.leader_id.0).collect(),
+    )
+}
+
+/// Kills (-9) the broker chosen by `pick(controller, leaders)` while an idempotent acks=all
+/// producer runs, then checks every acknowledged record.
+fn kill_during_produce(topic: &str, pick: impl Fn(i32, &[i32]) -> i32) {
     let brokers = cluster(3, &[]);
-    let bootstrap = brokers[1].bootstrap();
-    create_topic(&bootstrap, "replicated", "3", "3");
-    // Broker 1 leads partition 0 (placement gives each broker one leadership).
+    let bootstrap = brokers
+        .iter()
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",");
+    create_topic(&bootstrap, topic, "3", "3");
+    let (controller, leaders) = controller_and_leaders(&brokers[0].bootstrap(), topic);
+    let victim = pick(controller, &leaders);
+    println!("controller {controller}, leaders {leaders:?}: killing broker {victim}");
     let result = run_python(
         "replicated_failover.py",
-        &[&bootstrap, "replicated", &brokers[0].pid().to_string()],
+        &[
+            &bootstrap,
+            topic,
+            &brokers[(victim - 1) as usize].pid().to_string(),
+        ],
         Duration::from_secs(120),
     );
     println!("{}", result.stdout());
     result.assert_success();
+}
+
+#[test]
+fn killing_a_partition_leader_loses_no_acknowledged_record() {
+    // A leader that is not the active controller: only its partitions fail over.
+    kill_during_produce("leader-killed", |controller, leaders| {
+        *leaders
+            .iter()
+            .find(|&&leader| leader != controller)
+            .expect("a leader other than the controller")
+    });
+}
+
+#[test]
+fn killing_the_active_controller_loses_no_acknowledged_record() {
+    // The controller leads partitions too: the quorum elects a new controller, which fences
+    // the dead broker and moves its leaderships.
+    kill_during_produce("controller-killed", |controller, leaders| {
+        assert!(
+            leaders.contains(&controller),
+            "the controller leads a partition"
+        );
+        controller
+    });
 }
 
 #[test]
