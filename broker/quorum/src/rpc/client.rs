@@ -36,6 +36,8 @@ pub struct RpcClient {
 
 impl RpcClient {
     pub fn new() -> anyhow::Result<Self> {
+        // Whatever TLS features the build unified into reqwest, give rustls a crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
