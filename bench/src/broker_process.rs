@@ -54,11 +54,43 @@ pub struct BrokerProcess {
 
 impl BrokerProcess {
     pub fn start(binary: &Path, extra: &[&str]) -> anyhow::Result<BrokerProcess> {
+        let (process, admin) = Self::launch(binary, 1, extra)?;
+        let process = Self::wait_listening(process)?;
+        wait_ready(admin)?;
+        Ok(process)
+    }
+
+    /// Starts `count` brokers forming one replicated cluster (one metadata quorum), and waits
+    /// until every one is ready.
+    pub fn start_cluster(binary: &Path, count: i32) -> anyhow::Result<Vec<BrokerProcess>> {
+        let voters = (1..=count)
+            .map(|id| Ok(format!("{id}@127.0.0.1:{}", free_port()?)))
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .join(",");
+        let mut started = Vec::new();
+        for id in 1..=count {
+            let rack = format!("zone-{id}");
+            started.push(Self::launch(
+                binary,
+                id,
+                &["--voters", &voters, "--rack", &rack],
+            )?);
+        }
+        let mut brokers = Vec::new();
+        for (process, admin) in started {
+            let process = Self::wait_listening(process)?;
+            wait_ready(admin)?;
+            brokers.push(process);
+        }
+        Ok(brokers)
+    }
+
+    fn launch(binary: &Path, node_id: i32, extra: &[&str]) -> anyhow::Result<(BrokerProcess, u16)> {
         let dir = tempfile::tempdir_in(".")?;
         let port = free_port()?;
         let admin = free_port()?;
         let child = Command::new(binary)
-            .args(["--node-id", "1", "--auto-create-topics"])
+            .args(["--node-id", &node_id.to_string(), "--auto-create-topics"])
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -68,13 +100,20 @@ impl BrokerProcess {
             .stdout(Stdio::null())
             .spawn()
             .context("starting millrace-broker")?;
-        let process = Self::wait_listening(BrokerProcess {
-            child,
-            port,
-            _dir: dir,
-        })?;
-        wait_ready(admin)?;
-        Ok(process)
+        Ok((
+            BrokerProcess {
+                child,
+                port,
+                _dir: dir,
+            },
+            admin,
+        ))
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn start_command(template: &str) -> anyhow::Result<BrokerProcess> {

@@ -70,11 +70,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-pub fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> anyhow::Result<()> {
+pub fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
     let results = runtime().block_on(admin.create_topics([&topic], &AdminOptions::new()))?;
     for result in results {
         if let Err((topic, code)) = result {
@@ -92,14 +97,14 @@ pub fn create_idle_partitions(bootstrap: &str, partitions: i32) -> anyhow::Resul
     let mut index = 0;
     while created < partitions {
         let count = per_topic.min(partitions - created);
-        create_topic(bootstrap, &format!("idle-{index}"), count)?;
+        create_topic(bootstrap, &format!("idle-{index}"), count, 1)?;
         created += count;
         index += 1;
     }
     Ok(())
 }
 
-fn produce(
+pub(crate) fn produce(
     bootstrap: &str,
     topic: &str,
     spec: &LoadSpec,
@@ -218,7 +223,7 @@ pub fn run_suite(
     broker_pid: u32,
 ) -> anyhow::Result<Vec<RunResult>> {
     let topic = format!("bench-{broker_pid}");
-    create_topic(bootstrap, &topic, spec.partitions)?;
+    create_topic(bootstrap, &topic, spec.partitions, 1)?;
     let acks1 = produce(bootstrap, &topic, spec, "1", None, "produce acks=1")?;
     let acks_all = produce(bootstrap, &topic, spec, "all", None, "produce acks=all")?;
     let half = LoadSpec {

@@ -5,6 +5,7 @@
 //! `cargo run --release -p millrace-bench -- --help`
 
 mod broker_process;
+mod cluster;
 mod disk;
 mod load;
 
@@ -32,6 +33,9 @@ struct Args {
     /// MiB written for the sequential write (fdatasync) reference.
     #[arg(long, default_value_t = 1024)]
     disk_mib: usize,
+    /// Also run the replicated benchmark: 3 brokers, RF 3, acks=all, and leader failover.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    replicated: bool,
     /// Command line of a peer broker to run the same load against, with {port} and {dir}
     /// placeholders; defaults to `tansu` when it is on PATH.
     #[arg(long)]
@@ -77,6 +81,10 @@ fn main() -> anyhow::Result<()> {
         idle.rss_mib()?
     );
     drop(idle);
+
+    if args.replicated {
+        cluster::run(&binary, &args.load())?;
+    }
 
     let peer = args.peer.clone().or_else(broker_process::tansu_command);
     match peer {

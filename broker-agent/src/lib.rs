@@ -51,6 +51,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         message: String::new(),
         drain: None,
     });
+    // Whatever TLS features the build unified into reqwest, give rustls a crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .build()
         .context("building the HTTP client")?;

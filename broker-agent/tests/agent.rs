@@ -127,6 +127,7 @@ impl Agent {
     }
 
     async fn status(&self) -> Option<Value> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::get(self.url("/status"))
             .await
             .ok()?
@@ -337,6 +338,7 @@ async fn restart_and_stop_on_request() {
     let agent = Agent::start(&[]);
     let status = agent.wait_running().await;
     let first_pid = status["brokerPid"].as_u64().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
 
     let unknown = http

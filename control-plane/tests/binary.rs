@@ -66,6 +66,7 @@ async fn serve(
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         if let Ok(response) = reqwest::get(format!("{endpoint}/healthz")).await {
             if response.status().is_success() {
                 break;

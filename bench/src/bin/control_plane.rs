@@ -85,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         .prefix("millrace-bench-cp-")
         .tempdir()?;
     let server = Server::start(&bin_dir, &database.url, data_dir.path().to_path_buf())?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
 
     println!("\n== create a 3-broker cluster (EBS-style volumes), POST to ACTIVE");

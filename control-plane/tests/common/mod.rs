@@ -134,7 +134,10 @@ impl TestApp {
             token,
             store,
             state,
-            http: reqwest::Client::new(),
+            http: {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::new()
+            },
             db,
         }
     }

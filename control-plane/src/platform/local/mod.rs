@@ -37,8 +37,8 @@ use self::ports::PortAllocator;
 use self::records::{AgentStatus, NodeRecord, VolumeRecord};
 use self::versions::installed_broker_versions;
 use super::{
-    broker_flags, NodeEndpoints, NodePhase, NodeSpec, ObservedNode, Platform, PlatformError,
-    Result, VolumeId, VolumeSpec,
+    broker_flags, install_tls_provider, NodeEndpoints, NodePhase, NodeSpec, ObservedNode, Platform,
+    PlatformError, Result, VolumeId, VolumeSpec,
 };
 
 /// An agent this young that does not answer yet is starting, not failed.
@@ -119,6 +119,7 @@ impl LocalPlatform {
         if versions.is_empty() {
             warn!(bin_dir = %config.bin_dir.display(), "no millrace-broker found: no version can be run");
         }
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(AGENT_REQUEST_TIMEOUT)
             .build()
