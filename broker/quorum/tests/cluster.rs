@@ -10,8 +10,9 @@ use millrace_quorum::{
 };
 use support::{registration, spawn_heartbeats, TestCluster, SESSION_TIMEOUT_MS};
 
-const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const CATCH_UP: Duration = Duration::from_secs(10);
+// Generous: the multi-node tests run in parallel on small CI machines.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+const CATCH_UP: Duration = Duration::from_secs(20);
 
 async fn register_brokers(node: &MetadataQuorum, ids: &[i32]) {
     for id in ids {

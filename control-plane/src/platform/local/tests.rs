@@ -22,15 +22,11 @@ fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().expect("the test executable's path");
-        // target/<profile>/deps/<test>: the workspace is the first ancestor with a
-        // [workspace] manifest.
-        let workspace = exe
-            .ancestors()
-            .find(|dir| {
-                std::fs::read_to_string(dir.join("Cargo.toml"))
-                    .is_ok_and(|manifest| manifest.contains("[workspace]"))
-            })
-            .expect("the test executable lives under the workspace's target dir");
+        // The workspace is this crate's parent (the target dir may live anywhere, e.g. under
+        // CARGO_TARGET_DIR); the binaries land next to `target/<profile>/deps/<test>`.
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("control-plane lives in the workspace");
         let mut build = Command::new(env!("CARGO"));
         build
             .args([
