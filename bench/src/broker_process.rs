@@ -96,7 +96,7 @@ impl BrokerProcess {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
             .args(extra)
-            .env("MILLRACE_LOG", "warn")
+            .env("MILLRACE_LOG", "warn,openraft=error")
             .stdout(Stdio::null())
             .spawn()
             .context("starting millrace-broker")?;
