@@ -16,13 +16,37 @@ struct Server {
     child: Child,
     endpoint: String,
     stdout: Arc<Mutex<Vec<String>>>,
+    data_dir: std::path::PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The reconciler may have started broker nodes (agents run in their own session and
+        // outlive `serve` on purpose): stop every process started under this data dir.
+        let needle = self.data_dir.to_string_lossy().into_owned();
+        for pid in processes_mentioning(&needle) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
     }
+}
+
+/// Pids whose command line contains `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 fn free_port() -> u16 {
@@ -82,6 +106,7 @@ async fn serve(
         child,
         endpoint,
         stdout,
+        data_dir: data_dir.to_path_buf(),
     }
 }
 
