@@ -383,6 +383,58 @@ mod tests {
         }
     }
 
+    /// Lengths read off the wire are checked against the bytes left before anything is
+    /// allocated (the patched kafka-protocol in broker/vendor). Without the check the first frame,
+    /// found by the fuzz target, makes the decoder ask for ~60 GB and the process aborts.
+    #[tokio::test]
+    async fn lengths_beyond_the_frame_are_refused_before_any_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = testing::open(dir.path(), &[]).await;
+        let header_v2 = |key: ApiKey, version: i16| {
+            let mut frame = BytesMut::new();
+            frame.put_i16(key as i16);
+            frame.put_i16(version);
+            frame.put_i32(1);
+            frame.put_i16(-1); // client id: null
+            frame.put_u8(0); // no tagged fields
+            frame
+        };
+        // Metadata v12: topics as a compact array of 2^32 - 2 elements, in 6 bytes.
+        let mut compact_array = header_v2(ApiKey::Metadata, 12);
+        compact_array.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]);
+        // ApiVersions v3: a client software name of 4 GiB, in 5 bytes (string fields that
+        // borrow from the frame were already checked upstream).
+        let mut compact_string = header_v2(ApiKey::ApiVersions, 3);
+        compact_string.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let frames = [
+            (
+                "fuzz/regressions/array-length-allocation.bin",
+                Bytes::from_static(include_bytes!(
+                    "../fuzz/regressions/array-length-allocation.bin"
+                )),
+                "Array length 761816428 exceeds the 1 bytes left in the buffer",
+            ),
+            (
+                "compact array",
+                compact_array.freeze(),
+                "CompactArray length 4294967294 exceeds the 1 bytes left in the buffer",
+            ),
+            (
+                "compact string",
+                compact_string.freeze(),
+                "Not enough bytes remaining in buffer",
+            ),
+        ];
+        for (name, frame, expected) in frames {
+            match handle_frame(&broker, frame).await {
+                Err(DispatchError::Close(reason)) => {
+                    assert!(reason.contains(expected), "{name}: {reason}")
+                }
+                other => panic!("{name}: expected a closed connection, got {other:?}"),
+            }
+        }
+    }
+
     /// Random frames and random corruptions of valid frames never panic (the cargo-fuzz target
     /// in broker/fuzz explores the same path further).
     #[tokio::test]
