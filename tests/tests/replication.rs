@@ -29,6 +29,15 @@ fn cluster(count: i32, extra: &[&str]) -> Vec<BrokerProcess> {
     brokers
 }
 
+/// The bootstrap string for all of `brokers`.
+fn bootstrap_of(brokers: &[BrokerProcess]) -> String {
+    brokers
+        .iter()
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn create_topic(bootstrap: &str, topic: &str, partitions: &str, replication: &str) {
     run_python(
         "create_topic.py",
@@ -59,11 +68,7 @@ fn controller_and_leaders(address: &str, topic: &str) -> (i32, Vec<i32>) {
 /// producer runs, then checks every acknowledged record.
 fn kill_during_produce(topic: &str, pick: impl Fn(i32, &[i32]) -> i32) {
     let brokers = cluster(3, &[]);
-    let bootstrap = brokers
-        .iter()
-        .map(BrokerProcess::bootstrap)
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_of(&brokers);
     create_topic(&bootstrap, topic, "3", "3");
     let (controller, leaders) = controller_and_leaders(&brokers[0].bootstrap(), topic);
     let victim = pick(controller, &leaders);
@@ -151,14 +156,76 @@ fn a_broker_with_a_wiped_volume_re_replicates_everything() {
     );
 }
 
+/// A follower that was down while the leader deleted the records it would fetch next restarts
+/// its log at the leader's log start, rejoins the ISR, and deleted records stay deleted when it
+/// becomes leader.
+#[test]
+fn a_follower_behind_the_leaders_log_start_restarts_there() {
+    let mut brokers = cluster(3, &[]);
+    let bootstrap = bootstrap_of(&brokers);
+    create_topic(&bootstrap, "trimmed", "1", "3");
+    let produce = |count: &str| {
+        run_python(
+            "produce_count.py",
+            &[&bootstrap, "trimmed", count],
+            Duration::from_secs(90),
+        )
+        .assert_success()
+    };
+    produce("1000");
+    let (_, leaders) = controller_and_leaders(&brokers[0].bootstrap(), "trimmed");
+    let leader = leaders[0];
+    let behind = (1..=3).find(|&id| id != leader).expect("a follower");
+    brokers[(behind - 1) as usize].kill9();
+    produce("1000");
+    let log_start = |mode: &str, offset: &str| {
+        run_python(
+            "log_start.py",
+            &[mode, &bootstrap, "trimmed", "0", offset],
+            Duration::from_secs(90),
+        )
+        .assert_success()
+    };
+    log_start("delete", "1500");
+    brokers[(behind - 1) as usize].restart();
+    run_python(
+        "wait_in_sync.py",
+        &[&bootstrap, "trimmed", "3", "60"],
+        Duration::from_secs(90),
+    )
+    .assert_success();
+    // Both followers' logs now start where the leader's does: the one that was down, and the
+    // one that was not, once a fetch told it.
+    let log_start_of = |broker: &BrokerProcess| {
+        let checkpoint = broker
+            .data_dir()
+            .join("logs/trimmed-0/log-start-offset-checkpoint");
+        std::fs::read_to_string(checkpoint).unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for follower in (1..=3).filter(|&id| id != leader) {
+        let broker = &brokers[(follower - 1) as usize];
+        while !log_start_of(broker)
+            .lines()
+            .any(|line| line.trim() == "1500")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "broker {follower}'s log start checkpoint: {:?}",
+                log_start_of(broker)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // The old leader goes: whoever leads now must not serve the deleted records again.
+    brokers[(leader - 1) as usize].kill9();
+    log_start("expect", "1500");
+}
+
 #[test]
 fn restarting_each_broker_in_turn_with_sigterm_loses_no_produce() {
     let mut brokers = cluster(3, &[]);
-    let bootstrap = brokers
-        .iter()
-        .map(BrokerProcess::bootstrap)
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_of(&brokers);
     create_topic(&bootstrap, "rolling", "3", "3");
     let producer = std::process::Command::new("python3")
         .arg(common::python_dir().join("produce_steadily.py"))
@@ -254,11 +321,7 @@ fn reassigning_a_partition_to_other_brokers_while_producing_loses_nothing() {
 
     let brokers = cluster(4, &[]);
     let address = brokers[0].bootstrap();
-    let bootstrap = brokers
-        .iter()
-        .map(BrokerProcess::bootstrap)
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_of(&brokers);
     create_topic(&bootstrap, "moving", "1", "3");
     let (before, _) = replicas_of(&address, "moving");
     let outside = (1..=4)
@@ -323,11 +386,7 @@ fn reassigning_a_partition_to_other_brokers_while_producing_loses_nothing() {
 #[test]
 fn a_consumer_group_survives_its_coordinators_death_without_rereading_commits() {
     let brokers = cluster(3, &[]);
-    let bootstrap = brokers
-        .iter()
-        .map(BrokerProcess::bootstrap)
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_of(&brokers);
     create_topic(&bootstrap, "grouped", "3", "3");
     let pids = brokers
         .iter()

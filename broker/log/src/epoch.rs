@@ -76,6 +76,15 @@ impl EpochCache {
         Ok(())
     }
 
+    /// Forgets every epoch: the log was emptied and restarts elsewhere.
+    pub fn clear(&mut self) -> io::Result<()> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        self.entries.clear();
+        self.persist()
+    }
+
     /// The log now starts at `offset`: epochs that ended before it go, and the epoch covering it
     /// starts at `offset`.
     pub fn truncate_from_start(&mut self, offset: i64) -> io::Result<()> {

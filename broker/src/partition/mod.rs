@@ -278,6 +278,34 @@ impl Partition {
         Ok(log_end)
     }
 
+    /// Keeps a follower's log start in step with its leader's, as Kafka's followers do: what
+    /// the leader deleted (retention, DeleteRecords) goes here too, so it cannot reappear if this
+    /// replica becomes leader. When the leader's log starts beyond this replica's log end, the
+    /// records in between are gone everywhere: the log is emptied and restarts at the leader's
+    /// log start, from where fetching continues.
+    pub fn follow_leader_log_start(&self, leader_log_start: i64) -> Result<(), PartitionError> {
+        let mut state = self.state.lock();
+        if leader_log_start <= state.log.log_start_offset() {
+            return Ok(());
+        }
+        if leader_log_start <= state.log.log_end_offset() {
+            state.log.delete_records_before(leader_log_start)?;
+            return Ok(());
+        }
+        state.log.restart_at(leader_log_start)?;
+        state.producers = ProducerStateTable::default();
+        drop(state);
+        // The leader's high watermark is at least its log start.
+        if self
+            .high_watermark
+            .fetch_max(leader_log_start, Ordering::AcqRel)
+            < leader_log_start
+        {
+            self.high_watermark_moved.send_replace(leader_log_start);
+        }
+        Ok(())
+    }
+
     /// Cuts the log at `offset` (a follower whose log diverged from its new leader's). The
     /// producer state is rebuilt from what remains.
     pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {

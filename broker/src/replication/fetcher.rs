@@ -235,6 +235,26 @@ async fn fetch(
                         // Check the log against the leader again before the next fetch.
                         fetchers.mark_truncated(&id, -1);
                         pause = true;
+                    } else if let Err(error) =
+                        f.partition.follow_leader_log_start(data.log_start_offset)
+                    {
+                        warn!(partition = %id, message = %error.message, "following the leader's log start failed");
+                        pause = true;
+                    }
+                }
+                // The leader no longer has the records this replica needs next.
+                Some(ResponseError::OffsetOutOfRange)
+                    if data.log_start_offset > f.partition.log_end_offset() =>
+                {
+                    info!(
+                        partition = %id,
+                        log_end_offset = f.partition.log_end_offset(),
+                        leader_log_start = data.log_start_offset,
+                        "behind the leader's log start: restarting the replica there"
+                    );
+                    if let Err(error) = f.partition.follow_leader_log_start(data.log_start_offset) {
+                        warn!(partition = %id, message = %error.message, "restarting the replica log failed");
+                        pause = true;
                     }
                 }
                 Some(error) => {

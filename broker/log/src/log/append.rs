@@ -46,6 +46,21 @@ impl Log {
     ) -> Result<AppendInfo, LogError> {
         let headers = validate_batches(batches, self.config.max_batch_bytes)?;
         let mut expected = self.log_end_offset();
+        if let Some(first) = headers.first() {
+            // An empty log restarted at its leader's log start, which may fall inside a batch:
+            // the leader serves that whole batch, so the log restarts at the batch's base offset
+            // (as Kafka's followers do) and keeps its log start where it was.
+            let log_start = self.log_start_offset;
+            if log_start == expected
+                && first.base_offset < expected
+                && first.last_offset() >= expected
+            {
+                self.restart_at(first.base_offset)?;
+                self.log_start_offset = log_start;
+                self.persist_log_start_offset()?;
+                expected = first.base_offset;
+            }
+        }
         for header in &headers {
             if header.base_offset != expected {
                 return Err(LogError::InvalidRecord(format!(

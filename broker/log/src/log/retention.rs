@@ -73,13 +73,7 @@ impl Log {
             return Ok(());
         }
         if offset <= self.segments[0].base_offset() {
-            for segment in self.segments.drain(..) {
-                segment.delete()?;
-            }
-            self.segments.push(Segment::create(&self.dir, offset)?);
-            checkpoint::sync_dir(&self.dir)?;
-            self.log_start_offset = offset;
-            self.persist_log_start_offset()?;
+            self.replace_segments_with_empty_at(offset)?;
         } else {
             while self.active().base_offset() >= offset {
                 let removed = self
@@ -106,6 +100,31 @@ impl Log {
         self.epochs.truncate_from_end(log_end_offset)?;
         tracing::info!(dir = %self.dir.display(), offset, log_end_offset, "truncated log");
         Ok(())
+    }
+
+    /// Empties the log and restarts it at `offset`, which may lie beyond the log end: a
+    /// follower so far behind that its leader no longer has the records it would fetch next
+    /// (retention or DeleteRecords removed them) starts again at the leader's log start.
+    pub fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset < 0 {
+            return Err(self.out_of_range(offset));
+        }
+        self.replace_segments_with_empty_at(offset)?;
+        self.recovery_point = offset;
+        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        self.epochs.clear()?;
+        tracing::info!(dir = %self.dir.display(), offset, "emptied the log to restart it");
+        Ok(())
+    }
+
+    fn replace_segments_with_empty_at(&mut self, offset: i64) -> Result<(), LogError> {
+        for segment in self.segments.drain(..) {
+            segment.delete()?;
+        }
+        self.segments.push(Segment::create(&self.dir, offset)?);
+        checkpoint::sync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.persist_log_start_offset()
     }
 
     pub(super) fn delete_segments_below_start(&mut self) -> Result<usize, LogError> {

@@ -413,3 +413,51 @@ fn a_flush_in_two_steps_moves_the_recovery_point_only_when_complete() {
     // The later append is still due for the next flush.
     assert!(log.begin_flush(1_300).unwrap().is_some());
 }
+
+#[test]
+fn restart_at_empties_the_log_and_follows_from_the_new_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader_dir = tempfile::tempdir().unwrap();
+    let mut leader = Log::open(leader_dir.path(), small_config(), 0).unwrap();
+    for _ in 0..30 {
+        leader.append_as_leader(&batch(1, 0), 3, 0).unwrap();
+    }
+    let mut follower = Log::open(dir.path(), small_config(), 0).unwrap();
+    for _ in 0..5 {
+        follower.append_as_leader(&batch(1, 0), 1, 0).unwrap();
+    }
+    // The leader's log now starts at 35, inside a batch of offsets 30..=39: the follower
+    // (log end 5) cannot catch up by fetching.
+    leader.append_as_leader(&batch(10, 0), 3, 0).unwrap();
+    leader.delete_records_before(35).unwrap();
+    follower.restart_at(leader.log_start_offset()).unwrap();
+    assert_eq!(
+        (
+            follower.log_start_offset(),
+            follower.log_end_offset(),
+            follower.latest_epoch(),
+            follower.segment_count()
+        ),
+        (35, 35, None, 1)
+    );
+    // The leader serves the whole batch holding 35; the follower takes it as it is.
+    let fetched = leader.read(35, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(offsets(&fetched)[0], 30);
+    follower.append_as_follower(&fetched, 0).unwrap();
+    assert_eq!(
+        (follower.log_start_offset(), follower.log_end_offset()),
+        (35, 40)
+    );
+    assert_eq!(follower.latest_epoch(), Some(3));
+    drop(follower);
+    let follower = Log::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(
+        (follower.log_start_offset(), follower.log_end_offset()),
+        (35, 40)
+    );
+    assert!(follower.read(34, 1 << 20, i64::MAX).is_err());
+    assert_eq!(
+        offsets(&follower.read(35, 1 << 20, i64::MAX).unwrap()),
+        (30..40).collect::<Vec<_>>()
+    );
+}
