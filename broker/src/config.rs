@@ -55,15 +55,16 @@ pub struct BrokerConfig {
     #[arg(
         long,
         env = "MILLRACE_BROKER_HEARTBEAT_INTERVAL_MS",
-        default_value_t = 1000
+        default_value_t = 500
     )]
     pub broker_heartbeat_interval_ms: u64,
 
-    /// A broker that has not heartbeated for this long is fenced and loses its leaderships.
+    /// A broker that has not heartbeated for this long is fenced and loses its leaderships
+    /// (Kafka's 9 s default is traded for faster failover: five missed heartbeats).
     #[arg(
         long,
         env = "MILLRACE_BROKER_SESSION_TIMEOUT_MS",
-        default_value_t = 6000
+        default_value_t = 2500
     )]
     pub broker_session_timeout_ms: u64,
 

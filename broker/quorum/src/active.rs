@@ -11,7 +11,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use uuid::Uuid;
 
 use crate::command::{Command, CommandOutcome, HeartbeatOutcome, Rejection};
-use crate::controller::liveness::expired_sessions;
+use crate::controller::liveness::{expired_sessions, SessionStart};
 use crate::controller::partitions::leaderships_to_move;
 use crate::controller::placement::{default_replication_factor, place_partitions};
 use crate::error::QuorumError;
@@ -33,8 +33,11 @@ pub(crate) struct ActiveController {
 #[derive(Default)]
 struct Sessions {
     term: u64,
-    since: Option<Instant>,
     last_heartbeat: HashMap<i32, Instant>,
+    /// The last other node seen leading the quorum, while this one was not.
+    other_controller: Option<i32>,
+    /// This term's session start, with what was known of the controller before.
+    start: Option<SessionStart>,
 }
 
 impl ActiveController {
@@ -45,14 +48,30 @@ impl ActiveController {
             .insert(broker_id, Instant::now());
     }
 
-    /// When this node became the controller of `term` (sessions restart with a new term).
-    fn controller_since(&self, term: u64) -> Instant {
+    fn note_other_controller(&self, broker_id: i32) {
+        self.sessions.lock().other_controller = Some(broker_id);
+    }
+
+    /// When this node became the controller of `term` (sessions restart with a new term), and
+    /// the previous controller, unheard of for at least `election_timeout` by then.
+    fn session_start(&self, term: u64, election_timeout: Duration) -> SessionStart {
         let mut sessions = self.sessions.lock();
-        if sessions.term != term || sessions.since.is_none() {
+        if sessions.term != term || sessions.start.is_none() {
+            let now = Instant::now();
+            let previous = sessions.other_controller.take();
+            tracing::info!(
+                term,
+                previous_controller = ?previous,
+                "active controller: broker sessions start now"
+            );
             sessions.term = term;
-            sessions.since = Some(Instant::now());
+            sessions.start = Some(SessionStart {
+                since: now,
+                previous_controller: previous
+                    .map(|id| (id, now.checked_sub(election_timeout).unwrap_or(now))),
+            });
         }
-        sessions.since.expect("set above")
+        sessions.start.expect("set above")
     }
 }
 
@@ -234,13 +253,19 @@ impl MetadataQuorum {
             (session_timeout / 8).clamp(Duration::from_millis(20), Duration::from_millis(500));
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The candidate's own election timer ran out before it was elected.
+        let election_timeout = Duration::from_millis(self.config.election_timeout_ms.0);
         while !self.stopped.load(Ordering::Relaxed) {
             interval.tick().await;
             if !self.is_leader() {
+                let leader = self.raft_metrics().borrow().current_leader;
+                if let Some(leader) = leader.filter(|key| key.node_id != self.config.node_id) {
+                    self.active.note_other_controller(leader.node_id);
+                }
                 continue;
             }
             let term = self.raft_metrics().borrow().current_term;
-            let since = self.active.controller_since(term);
+            let start = self.active.session_start(term, election_timeout);
             let cluster = self.metadata().borrow().clone();
             if cluster.cluster_id.is_empty() {
                 let cluster_id = Uuid::new_v4().simple().to_string();
@@ -253,7 +278,7 @@ impl MetadataQuorum {
                 expired_sessions(
                     &cluster,
                     &sessions.last_heartbeat,
-                    since,
+                    start,
                     Instant::now(),
                     session_timeout,
                 )

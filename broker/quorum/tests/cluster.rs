@@ -195,9 +195,11 @@ async fn a_wiped_voter_rejoins_under_a_new_directory_id() {
     assert!(wiped.diagnostics().fresh_directory);
     assert_ne!(wiped.key(), old_key);
 
+    // The cluster id may be written after the topic: wait for both.
     assert!(
         wiped
-            .wait_for_metadata(CATCH_UP, |m| m.topic("kept").is_some())
+            .wait_for_metadata(CATCH_UP, |m| m.topic("kept").is_some()
+                && !m.cluster_id.is_empty())
             .await,
         "the wiped voter catches up"
     );
