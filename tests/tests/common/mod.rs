@@ -51,12 +51,29 @@ pub fn broker_binary() -> &'static Path {
     })
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, that stays free until a broker binds it: taken from
+/// 12000-19999, below the kernel's ephemeral range (32768 and up here), so that no outgoing
+/// connection is handed it in between, as could happen to a port the kernel chose; a
+/// process-wide counter keeps this process's tests from choosing the same one twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 12_000;
+    const COUNT: u32 = 8_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Start where another test binary running at the same time is unlikely to.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() * 97 % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}-{}", FIRST + COUNT - 1)
 }
 
 /// How a test wants its broker started.
