@@ -160,6 +160,19 @@ impl ApiServer {
         body["status"].clone()
     }
 
+    /// Asserts that no request comes before `done` is notified (the reconcile returned): an
+    /// unexpected request fails the test at once, naming it, instead of blocking the reconcile.
+    pub(crate) async fn expect_nothing_until(&mut self, done: &tokio::sync::Notify) {
+        tokio::select! {
+            _ = done.notified() => {}
+            next = self.handle.next_request() => {
+                if let Some((request, _)) = next {
+                    panic!("unexpected request {} {}", request.method(), request.uri());
+                }
+            }
+        }
+    }
+
     /// Asserts that the controller sent nothing more.
     pub(crate) async fn expect_nothing_more(&mut self) {
         if let Ok(Some((request, _))) =

@@ -76,6 +76,7 @@ async fn reconcile_expecting(
     events: usize,
     applies: bool,
 ) -> Exchange {
+    let done = tokio::sync::Notify::new();
     let api_side = async {
         let mut seen = Vec::new();
         for _ in 0..events {
@@ -86,10 +87,16 @@ async fn reconcile_expecting(
         } else {
             None
         };
+        server.expect_nothing_until(&done).await;
         (seen, status)
     };
+    let reconciled = async {
+        let result = reconcile(Arc::new(resource.clone()), ctx.clone()).await;
+        done.notify_one();
+        result
+    };
     let (result, (events, status)) = tokio::time::timeout(Duration::from_secs(30), async {
-        tokio::join!(reconcile(Arc::new(resource.clone()), ctx.clone()), api_side)
+        tokio::join!(reconciled, api_side)
     })
     .await
     .expect("the reconcile and the API server finished");
