@@ -260,3 +260,100 @@ pub fn is_unfinished(op: &OperationRecord) -> bool {
         OperationState::Pending | OperationState::UpdateInProgress
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{
+        BrokerCount, BrokerNodeGroup, ClusterName, ClusterSpec, InstanceType, StorageInfo, Tags,
+        VersionCatalog, VolumeSize, Zones,
+    };
+
+    fn cluster(state: ClusterState) -> ClusterRecord {
+        let zones = Zones::default_zones();
+        ClusterRecord {
+            id: Uuid::nil(),
+            name: ClusterName::parse("orders").unwrap(),
+            arn: "arn:millrace:kafka:local:cluster/orders/0".into(),
+            spec: ClusterSpec {
+                kafka_version: VersionCatalog::builtin().latest().unwrap(),
+                number_of_broker_nodes: BrokerCount::parse(3, &zones).unwrap(),
+                broker_node_group: BrokerNodeGroup {
+                    instance_type: InstanceType::parse("kafka.m5.large").unwrap(),
+                    zones,
+                    storage: StorageInfo::Ebs {
+                        volume_size: VolumeSize::parse(10).unwrap(),
+                        provisioned_throughput: None,
+                    },
+                },
+                configuration: None,
+            },
+            state,
+            current_version: 4,
+            bootstrap_brokers: None,
+            tags: Tags::default(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            kubernetes_uid: Some("uid".into()),
+        }
+    }
+
+    fn observation<'a>(cluster: &'a ClusterRecord, failure: Option<&'a str>) -> Observation<'a> {
+        Observation {
+            generation: Some(2),
+            cluster: Some(cluster),
+            operation: None,
+            failure,
+            problem: None,
+        }
+    }
+
+    fn find<'a>(status: &'a KafkaClusterStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn a_failed_cluster_is_degraded_and_announced_as_a_warning() {
+        let active = cluster(ClusterState::Active);
+        let before = desired_status(None, &observation(&active, None), "2026-01-01T00:00:00Z");
+        let failed = cluster(ClusterState::Failed);
+        let after = desired_status(
+            Some(&before),
+            &observation(&failed, Some("brokers were not ready within 120 s")),
+            "2026-01-01T00:05:00Z",
+        );
+        let degraded = find(&after, DEGRADED);
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "ClusterFailed")
+        );
+        assert_eq!(degraded.message, "brokers were not ready within 120 s");
+        assert_eq!(degraded.last_transition_time, "2026-01-01T00:05:00Z");
+        // Progressing stayed False: its transition time is the first one.
+        assert_eq!(
+            find(&after, PROGRESSING).last_transition_time,
+            "2026-01-01T00:00:00Z"
+        );
+        let events = events_between(Some(&before), &after);
+        assert_eq!(events.len(), 1, "one state change, no spec problem");
+        assert_eq!(events[0].type_, EventType::Warning);
+        assert_eq!(events[0].reason, "Failed");
+        assert!(events[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .ends_with("FAILED: brokers were not ready within 120 s"));
+        // Nothing changed, nothing to announce.
+        assert!(events_between(Some(&after), &after).is_empty());
+    }
+
+    #[test]
+    fn state_names_become_reasons() {
+        assert_eq!(pascal("REBOOTING_BROKER"), "RebootingBroker");
+        assert_eq!(pascal("UPDATE_BROKER_COUNT"), "UpdateBrokerCount");
+        assert_eq!(state_reason(ClusterState::Healing), "Healing");
+    }
+}

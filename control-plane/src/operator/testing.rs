@@ -36,6 +36,42 @@ pub(crate) struct RecordedRequest {
     pub query: String,
 }
 
+impl RecordedRequest {
+    /// The RBAC rule that allows this request: (verb, API group, resource), the resource with
+    /// its subresource (`kafkaclusters/status`), the core group as "".
+    pub(crate) fn rbac(&self) -> (String, String, String) {
+        let segments: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match segments.as_slice() {
+            ["api", _version, rest @ ..] => ("", rest),
+            ["apis", group, _version, rest @ ..] => (*group, rest),
+            _ => panic!("not a Kubernetes API path: {}", self.path),
+        };
+        let rest = match rest {
+            ["namespaces", _namespace, rest @ ..] if !rest.is_empty() => rest,
+            other => other,
+        };
+        let (resource, named) = match rest {
+            [resource] => (resource.to_string(), false),
+            [resource, _name] => (resource.to_string(), true),
+            [resource, _name, subresource] => (format!("{resource}/{subresource}"), true),
+            _ => panic!("not a resource path: {}", self.path),
+        };
+        let watch = self.query.split('&').any(|pair| pair == "watch=true");
+        let verb = match (self.method.as_str(), named, watch) {
+            ("GET", _, true) => "watch",
+            ("GET", false, false) => "list",
+            ("GET", true, false) => "get",
+            ("POST", _, _) => "create",
+            ("PUT", _, _) => "update",
+            ("PATCH", _, _) => "patch",
+            ("DELETE", false, _) => "deletecollection",
+            ("DELETE", true, _) => "delete",
+            (method, _, _) => panic!("unexpected method {method}"),
+        };
+        (verb.to_owned(), group.to_owned(), resource)
+    }
+}
+
 /// The mock API server's side of the controller's client.
 pub(crate) struct ApiServer {
     handle: Handle<Request<Body>, Response<Body>>,
@@ -104,6 +140,23 @@ impl ApiServer {
             serde_json::from_slice(&bytes).expect("request body is JSON")
         };
         (body, Answer(send))
+    }
+
+    /// Receives the next request whatever it is, records it and returns its method, path and
+    /// query with the means to answer it (for the watcher's requests, whose details are
+    /// kube-runtime's).
+    pub(crate) async fn next_request(&mut self) -> (RecordedRequest, Answer) {
+        let next = tokio::time::timeout(Duration::from_secs(10), self.handle.next_request())
+            .await
+            .expect("expected a request, but none came");
+        let (request, send) = next.expect("the client was dropped");
+        let recorded = RecordedRequest {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            query: request.uri().query().unwrap_or("").to_owned(),
+        };
+        self.recorded.push(recorded.clone());
+        (recorded, Answer(send))
     }
 
     /// Expects an Event about the resource (a new one is POSTed; one the recorder has seen is
@@ -325,6 +378,16 @@ pub(crate) async fn run_all_scenarios() -> Vec<RecordedRequest> {
     }
     store.finish().await;
     recorded
+}
+
+/// An empty KafkaCluster list, as the API server answers a list request.
+pub(crate) fn empty_list() -> Value {
+    serde_json::json!({
+        "apiVersion": "millrace.dev/v1alpha1",
+        "kind": "KafkaClusterList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [],
+    })
 }
 
 /// The JSON value of `status` under `key`, as a string (for short assertions).

@@ -15,11 +15,14 @@ use serde_json::{json, Value};
 use super::controller::{reconcile, Context, Error};
 use super::crd::{KafkaCluster, KafkaClusterStatus, UpgradeStrategy};
 use super::testing::{
-    condition, context, resource, run_all_scenarios, spec, text, ApiServer, RecordedRequest,
-    TestStore, RESOURCE_PATH,
+    condition, context, empty_list, resource, run_all_scenarios, spec, text, ApiServer,
+    RecordedRequest, TestStore, NAMESPACE, RESOURCE_PATH,
 };
 use super::FINALIZER;
+use super::{ControllerSettings, WatchScope};
+use crate::domain::VersionCatalog;
 use crate::domain::{ClusterState, OperationState, OperationStep, OperationType, StepStatus};
+use crate::http::{ApiConfig, AppState};
 use crate::store::{ClusterFilter, Store};
 
 type ScenarioFuture = Pin<Box<dyn Future<Output = Vec<RecordedRequest>> + Send>>;
@@ -55,6 +58,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
                 store,
             ))
         },
+    },
+    Scenario {
+        name: "the controller lists and watches KafkaClusters",
+        run: |store| Box::pin(the_controller_lists_and_watches(store)),
     },
 ];
 
@@ -513,6 +520,38 @@ async fn deletion_keeps_the_finalizer_until_the_cluster_is_gone(
     server.recorded
 }
 
+async fn the_controller_lists_and_watches(store: Store) -> Vec<RecordedRequest> {
+    let (client, mut server) = ApiServer::new();
+    let state = AppState::new(store, VersionCatalog::builtin(), ApiConfig::default());
+    let controller = tokio::spawn(super::run(
+        client,
+        state,
+        WatchScope::Namespace(NAMESPACE.to_owned()),
+        ControllerSettings::default(),
+    ));
+    // The start-up check that the CRD is installed and readable.
+    let (_, answer) = server.expect("GET", RESOURCE_PATH, &["limit=1"]).await;
+    answer.json(200, &empty_list());
+    // The watcher lists, then watches from the list's resourceVersion.
+    let mut watched = false;
+    for _ in 0..4 {
+        let (request, answer) = server.next_request().await;
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("GET", RESOURCE_PATH)
+        );
+        if request.rbac().0 == "watch" {
+            assert!(request.query.contains("resourceVersion=1"), "{request:?}");
+            watched = true;
+            break;
+        }
+        answer.json(200, &empty_list());
+    }
+    assert!(watched, "the controller never watched");
+    controller.abort();
+    server.recorded
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_on_sqlite() {
     let store = TestStore::sqlite().await;
@@ -535,35 +574,79 @@ async fn scenarios_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_requests_name_the_controllers_api_calls() {
-    let recorded = run_all_scenarios().await;
-    let calls: BTreeSet<(String, String)> = recorded
+    let calls: BTreeSet<(String, String, String)> = run_all_scenarios()
+        .await
         .iter()
-        .map(|r| {
-            let resource = if r.path.starts_with("/apis/events.k8s.io/") {
-                "events"
-            } else if r.path.ends_with("/status") {
-                "kafkaclusters/status"
-            } else {
-                "kafkaclusters"
-            };
-            (r.method.clone(), resource.to_owned())
-        })
+        .map(RecordedRequest::rbac)
         .collect();
-    let expected: BTreeSet<(String, String)> = [
-        ("PATCH", "kafkaclusters"),
-        ("PATCH", "kafkaclusters/status"),
-        ("POST", "events"),
+    let expected: BTreeSet<(String, String, String)> = [
+        ("list", "millrace.dev", "kafkaclusters"),
+        ("watch", "millrace.dev", "kafkaclusters"),
+        ("patch", "millrace.dev", "kafkaclusters"),
+        ("patch", "millrace.dev", "kafkaclusters/status"),
+        ("create", "events.k8s.io", "events"),
     ]
     .into_iter()
-    .map(|(m, r)| (m.to_owned(), r.to_owned()))
+    .map(|(verb, group, resource)| (verb.to_owned(), group.to_owned(), resource.to_owned()))
     .collect();
-    assert!(
-        calls.is_superset(&expected),
-        "the scenarios exercise every kind of call: {calls:?}"
+    // Event series are patched only when the same Event repeats within a recorder's cache.
+    let optional = (
+        "patch".to_owned(),
+        "events.k8s.io".to_owned(),
+        "events".to_owned(),
     );
-    assert!(calls.iter().all(|(method, resource)| {
-        matches!(method.as_str(), "PATCH" | "POST") && !resource.is_empty()
-    }));
+    let mut seen = calls.clone();
+    seen.remove(&optional);
+    assert_eq!(
+        seen, expected,
+        "the controller's API calls changed: {calls:?}"
+    );
+}
+
+#[test]
+fn requests_map_to_rbac_rules() {
+    let request = |method: &str, path: &str, query: &str| RecordedRequest {
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+    };
+    let rule = |verb: &str, group: &str, resource: &str| {
+        (verb.to_owned(), group.to_owned(), resource.to_owned())
+    };
+    assert_eq!(
+        request(
+            "PATCH",
+            &format!("{RESOURCE_PATH}/orders/status"),
+            "force=true"
+        )
+        .rbac(),
+        rule("patch", "millrace.dev", "kafkaclusters/status")
+    );
+    assert_eq!(
+        request("GET", RESOURCE_PATH, "watch=true&resourceVersion=1").rbac(),
+        rule("watch", "millrace.dev", "kafkaclusters")
+    );
+    assert_eq!(
+        request(
+            "GET",
+            "/apis/millrace.dev/v1alpha1/kafkaclusters",
+            "limit=1"
+        )
+        .rbac(),
+        rule("list", "millrace.dev", "kafkaclusters")
+    );
+    assert_eq!(
+        request("GET", "/api/v1/namespaces/kafka/pods/broker-1", "").rbac(),
+        rule("get", "", "pods")
+    );
+    assert_eq!(
+        request("POST", "/apis/events.k8s.io/v1/namespaces/kafka/events", "").rbac(),
+        rule("create", "events.k8s.io", "events")
+    );
+    assert_eq!(
+        request("DELETE", "/api/v1/namespaces/kafka", "").rbac(),
+        rule("delete", "", "namespaces")
+    );
 }
 
 #[test]
