@@ -216,6 +216,19 @@ async fn create(
             Ok(None)
         }
         Ok(CreateOutcome::Replayed { .. }) => Ok(None),
+        Err(ApiError::Validation { field, detail })
+            if field == "clusterName" && resource.spec.cluster_name.is_none() =>
+        {
+            Ok(Some(SpecProblem {
+                reason: "InvalidSpec",
+                message: format!(
+                    "metadata.name {:?} cannot be the cluster's name ({detail}); set \
+                     spec.clusterName",
+                    resource.name_any()
+                ),
+                retry: false,
+            }))
+        }
         Err(error) => problem_or_error(error, None),
     }
 }

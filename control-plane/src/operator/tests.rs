@@ -446,6 +446,19 @@ async fn invalid_spec_is_reported_and_nothing_stored(store: Store) -> Vec<Record
         .starts_with("spec.brokerNodeGroupInfo.storageInfo.ebsStorageInfo.storageClass:"));
     assert!(cluster_of(&store, "uid-classy").await.is_none());
 
+    // Kubernetes names may hold dots; cluster names may not.
+    let dotted = resource("orders.v2", "uid-dotted", spec());
+    let exchange = reconcile_expecting(&ctx, &mut server, &dotted, 1, true).await;
+    let degraded = condition(exchange.status.as_ref().unwrap(), "Degraded");
+    assert_eq!(degraded["reason"], "InvalidSpec");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("metadata.name \"orders.v2\" cannot be the cluster's name")
+            && message.ends_with("set spec.clusterName"),
+        "{message}"
+    );
+    assert!(cluster_of(&store, "uid-dotted").await.is_none());
+
     let mut blue_green = spec();
     blue_green.upgrade_strategy = UpgradeStrategy::BlueGreen;
     let blue_green = resource("blue-green", "uid-blue-green", blue_green);
