@@ -6,6 +6,7 @@
 //! `millrace serve --watch-kafkaclusters` runs the controller next to the API and the
 //! reconciler; `millrace crd` prints the CustomResourceDefinition (`deploy/crd.yaml`).
 
+mod changes;
 pub mod controller;
 pub mod crd;
 pub mod status;
