@@ -48,6 +48,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         run: |store| Box::pin(spec_changes_go_through_the_update_path(store)),
     },
     Scenario {
+        name: "a change waits while the cluster is not ACTIVE",
+        run: |store| Box::pin(a_change_waits_while_the_cluster_is_not_active(store)),
+    },
+    Scenario {
         name: "an invalid spec is reported and nothing is stored",
         run: |store| Box::pin(invalid_spec_is_reported_and_nothing_stored(store)),
     },
@@ -400,6 +404,35 @@ async fn spec_changes_go_through_the_update_path(store: Store) -> Vec<RecordedRe
     let unchanged = cluster_of(&store, "uid-payments").await.unwrap();
     assert_eq!(unchanged.spec, before.spec);
     assert!(!unchanged.tags.as_map().contains_key("tier"));
+    server.recorded
+}
+
+async fn a_change_waits_while_the_cluster_is_not_active(store: Store) -> Vec<RecordedRequest> {
+    let (client, mut server) = ApiServer::new();
+    let ctx = context(client, &store);
+    let ledger = resource("ledger", "uid-ledger", spec());
+    let created = reconcile_expecting(&ctx, &mut server, &ledger, 1, true).await;
+    let mut grown = bumped(&with_status(&ledger, &created.status.unwrap()));
+    grown.spec.broker_node_group_info.instance_type = "kafka.m5.2xlarge".into();
+    let waiting = reconcile_expecting(&ctx, &mut server, &grown, 1, true).await;
+    // MSK's rule, as the REST API applies it: changes only on an ACTIVE cluster; look again soon.
+    assert_eq!(
+        waiting.result.unwrap(),
+        Action::requeue(Duration::from_secs(1))
+    );
+    assert_eq!(waiting.events[0].1, "UpdateWaiting");
+    let degraded = condition(waiting.status.as_ref().unwrap(), "Degraded");
+    assert_eq!(degraded["reason"], "UpdateWaiting");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.brokerNodeGroupInfo.instanceType: the cluster is CREATING"),
+        "{message}"
+    );
+    let stored = cluster_of(&store, "uid-ledger").await.unwrap();
+    assert_eq!(
+        stored.spec.broker_node_group.instance_type.name(),
+        "kafka.m5.large"
+    );
     server.recorded
 }
 
