@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::operator::WatchScope;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "millrace",
@@ -25,6 +27,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// Print the KafkaCluster CustomResourceDefinition as YAML (deploy/crd.yaml).
+    Crd,
     /// Manage clusters through the REST API.
     Cluster {
         #[command(flatten)]
@@ -71,6 +75,17 @@ pub struct ServeArgs {
         default_value_t = 120
     )]
     pub broker_ready_timeout_secs: u64,
+    /// Run the KafkaCluster controller: clusters declared with `kubectl apply` (needs the CRD
+    /// from `millrace crd` and a Kubernetes API: in-cluster or KUBECONFIG).
+    #[arg(long, env = "MILLRACE_WATCH_KAFKACLUSTERS", default_value_t = false)]
+    pub watch_kafkaclusters: bool,
+    /// Watch KafkaClusters in this namespace only (default: all namespaces).
+    #[arg(
+        long,
+        env = "MILLRACE_KAFKACLUSTERS_NAMESPACE",
+        requires = "watch_kafkaclusters"
+    )]
+    pub kafkaclusters_namespace: Option<String>,
 }
 
 fn parse_port_range(text: &str) -> Result<Range<u16>, String> {
@@ -159,6 +174,8 @@ pub struct ServeConfig {
     pub bin_dir: Option<PathBuf>,
     pub node_ports: Range<u16>,
     pub broker_ready_timeout: Duration,
+    /// Where the KafkaCluster controller watches; None: it does not run.
+    pub kafkaclusters: Option<WatchScope>,
 }
 
 impl ServeConfig {
@@ -181,6 +198,12 @@ impl ServeConfig {
             bin_dir: args.bin_dir,
             node_ports: args.node_ports,
             broker_ready_timeout: Duration::from_secs(args.broker_ready_timeout_secs),
+            kafkaclusters: args.watch_kafkaclusters.then(|| {
+                match args.kafkaclusters_namespace.filter(|n| !n.is_empty()) {
+                    Some(namespace) => WatchScope::Namespace(namespace),
+                    None => WatchScope::AllNamespaces,
+                }
+            }),
         }
     }
 }
@@ -218,6 +241,7 @@ impl fmt::Debug for ServeConfig {
             .field("bin_dir", &self.bin_dir)
             .field("node_ports", &self.node_ports)
             .field("broker_ready_timeout", &self.broker_ready_timeout)
+            .field("kafkaclusters", &self.kafkaclusters)
             .finish()
     }
 }
@@ -254,11 +278,41 @@ mod tests {
             bin_dir: None,
             node_ports: 20_000..32_000,
             broker_ready_timeout: Duration::from_secs(120),
+            kafkaclusters: None,
         };
         let shown = format!("{config:?}");
         assert!(
             !shown.contains("topsecret") && !shown.contains("pw@"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn kafkacluster_controller_is_off_unless_asked() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).expect("valid flags");
+            match cli.command {
+                Command::Serve(serve) => ServeConfig::from_args(serve).kafkaclusters,
+                other => panic!("not serve: {other:?}"),
+            }
+        };
+        assert_eq!(parse(&["millrace", "serve"]), None);
+        assert_eq!(
+            parse(&["millrace", "serve", "--watch-kafkaclusters"]),
+            Some(WatchScope::AllNamespaces)
+        );
+        assert_eq!(
+            parse(&[
+                "millrace",
+                "serve",
+                "--watch-kafkaclusters",
+                "--kafkaclusters-namespace",
+                "kafka"
+            ]),
+            Some(WatchScope::Namespace("kafka".into()))
+        );
+        assert!(
+            Cli::try_parse_from(["millrace", "serve", "--kafkaclusters-namespace", "x"]).is_err()
         );
     }
 }

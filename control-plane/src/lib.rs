@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod operator;
 pub mod platform;
 pub mod reconciler;
 pub mod server;

@@ -33,6 +33,10 @@ fn main() -> std::process::ExitCode {
                 println!("{}", openapi_json()?);
                 Ok(())
             }
+            Command::Crd => {
+                print!("{}", millrace_control_plane::operator::crd_yaml()?);
+                Ok(())
+            }
             Command::Cluster { client, action } => cli::cluster(&client, action).await,
             Command::Bootstrap { client, cluster_id } => cli::bootstrap(&client, &cluster_id).await,
         }

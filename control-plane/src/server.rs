@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::config::ServeConfig;
 use crate::domain::VersionCatalog;
 use crate::http::{app, ApiConfig, AppState};
+use crate::operator::{self, ControllerSettings};
 use crate::platform::{install_tls_provider, LocalPlatform, LocalPlatformConfig, Platform};
 use crate::reconciler::{Reconciler, ReconcilerConfig};
 use crate::store::Store;
@@ -79,6 +80,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(platform) = platform {
         let reconciler = Reconciler::new(store, platform, reconciler_config);
         tokio::spawn(reconciler.run(state.reconcile_wakeup.clone()));
+    }
+    if let Some(scope) = config.kafkaclusters.clone() {
+        let client = operator::kube_client().await?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(error) =
+                operator::run(client, state, scope, ControllerSettings::default()).await
+            {
+                tracing::error!("the KafkaCluster controller stopped: {error:#}");
+            }
+        });
     }
     tracing::info!(%address, "REST API listening; OpenAPI at /openapi.json, viewer at /docs");
     axum::serve(listener, app(state))

@@ -31,6 +31,7 @@ on_both_databases!(
     leases,
     concurrent_lease_has_one_winner,
     forgetting_a_cluster_keeps_its_history,
+    one_cluster_per_kubernetes_uid,
 );
 
 fn spec(brokers: i64) -> ClusterSpec {
@@ -56,6 +57,7 @@ fn new_cluster(name: &str) -> NewCluster {
         spec: spec(3),
         tags: Tags::parse([("team".to_owned(), "data".to_owned())].into()).unwrap(),
         idempotency: None,
+        kubernetes_uid: None,
     }
 }
 
@@ -575,5 +577,57 @@ async fn forgetting_a_cluster_keeps_its_history(backend: Backend) {
     assert_eq!(store.get_operation(delete.id).await.unwrap().cluster_id, id);
     // The name is free again.
     create(&store, "orders").await;
+    store.close().await;
+}
+
+async fn one_cluster_per_kubernetes_uid(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let declared = |name: &str, uid: &str| NewCluster {
+        kubernetes_uid: Some(uid.into()),
+        ..new_cluster(name)
+    };
+    let CreateOutcome::Created { cluster, .. } = store
+        .create_cluster(declared("orders", "uid-1"))
+        .await
+        .unwrap()
+    else {
+        panic!("not created")
+    };
+    assert_eq!(cluster.kubernetes_uid.as_deref(), Some("uid-1"));
+    // The same resource again (even with a changed spec) finds the cluster it created.
+    let again = NewCluster {
+        spec: spec(6),
+        ..declared("orders", "uid-1")
+    };
+    let CreateOutcome::Replayed {
+        cluster: replayed,
+        operation,
+    } = store.create_cluster(again).await.unwrap()
+    else {
+        panic!("created twice")
+    };
+    assert_eq!(replayed.id, cluster.id);
+    assert_eq!(replayed.spec.number_of_broker_nodes.get(), 3);
+    assert_eq!(operation.unwrap().operation_type, OperationType::Create);
+    assert_eq!(
+        store
+            .get_cluster_by_kubernetes_uid("uid-1")
+            .await
+            .unwrap()
+            .id,
+        cluster.id
+    );
+    assert!(matches!(
+        store.get_cluster_by_kubernetes_uid("uid-2").await,
+        Err(StoreError::NotFound)
+    ));
+    // Another resource cannot take the name; clusters without a uid never collide on it.
+    assert!(matches!(
+        store.create_cluster(declared("orders", "uid-2")).await,
+        Err(StoreError::Conflict(Conflict::NameTaken(_)))
+    ));
+    create(&store, "payments").await;
+    create(&store, "invoices").await;
     store.close().await;
 }

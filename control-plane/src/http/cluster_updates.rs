@@ -78,8 +78,170 @@ pub struct RebootBrokerRequest {
     pub broker_ids: Vec<i64>,
 }
 
-/// The checks every update shares, after the body parsed: the cluster exists, the version the
-/// client read is current, and the cluster is ACTIVE.
+/// A change to a cluster's desired spec, as one update endpoint (or a KafkaCluster spec change)
+/// asks for it.
+#[derive(Debug, Clone)]
+pub(crate) enum ClusterChange {
+    BrokerCount {
+        target_number_of_broker_nodes: i64,
+    },
+    BrokerStorage {
+        target_ebs_storage_info: EbsStorageInfo,
+    },
+    BrokerType {
+        target_instance_type: String,
+    },
+    KafkaVersion {
+        target_kafka_version: String,
+        configuration_info: Option<ConfigurationInfo>,
+    },
+    Configuration {
+        configuration_info: ConfigurationInfo,
+    },
+}
+
+/// The update path both doors share, after the cluster was found and its `currentVersion`
+/// checked: the cluster must be ACTIVE and the change must make sense for it. Carrying the
+/// change out is the work of a later release, so a valid change is refused as not implemented
+/// and nothing is stored.
+pub(crate) async fn apply_change(
+    state: &AppState,
+    cluster: &ClusterRecord,
+    change: &ClusterChange,
+) -> ApiResult<()> {
+    require_active(cluster)?;
+    let operation = check_change(state, cluster, change).await?;
+    Err(not_yet(operation))
+}
+
+/// MSK's rule: one change at a time, only on an ACTIVE cluster.
+fn require_active(cluster: &ClusterRecord) -> ApiResult<()> {
+    if cluster.state.accepts_updates() {
+        Ok(())
+    } else {
+        Err(Conflict::WrongState {
+            state: cluster.state,
+            action: "be changed until it is ACTIVE",
+        }
+        .into())
+    }
+}
+
+/// Checks that a change makes sense for this cluster; the operation that would carry it out.
+async fn check_change(
+    state: &AppState,
+    cluster: &ClusterRecord,
+    change: &ClusterChange,
+) -> ApiResult<OperationType> {
+    match change {
+        ClusterChange::BrokerCount {
+            target_number_of_broker_nodes,
+        } => {
+            let target = BrokerCount::parse(
+                *target_number_of_broker_nodes,
+                &cluster.spec.broker_node_group.zones,
+            )
+            .at("targetNumberOfBrokerNodes")?;
+            if target == cluster.spec.number_of_broker_nodes {
+                return Err(ApiError::validation(
+                    "targetNumberOfBrokerNodes",
+                    format!("the cluster already has {} brokers", target.get()),
+                ));
+            }
+            Ok(OperationType::UpdateBrokerCount)
+        }
+        ClusterChange::BrokerStorage {
+            target_ebs_storage_info,
+        } => {
+            let target = parse_ebs(target_ebs_storage_info, "targetEbsStorageInfo")?;
+            let (
+                StorageInfo::Ebs {
+                    volume_size: current,
+                    ..
+                },
+                StorageInfo::Ebs {
+                    volume_size: wanted,
+                    ..
+                },
+            ) = (cluster.spec.broker_node_group.storage, target)
+            else {
+                return Err(ApiError::validation(
+                    "targetEbsStorageInfo",
+                    "the cluster uses instance storage, which has no volume to grow",
+                ));
+            };
+            if wanted <= current {
+                return Err(ApiError::validation(
+                    "targetEbsStorageInfo.volumeSize",
+                    format!(
+                        "volumes can only grow: must be more than the current {} GiB",
+                        current.gib()
+                    ),
+                ));
+            }
+            Ok(OperationType::UpdateBrokerStorage)
+        }
+        ClusterChange::BrokerType {
+            target_instance_type,
+        } => {
+            let target = InstanceType::parse(target_instance_type).at("targetInstanceType")?;
+            if target == cluster.spec.broker_node_group.instance_type {
+                return Err(ApiError::validation(
+                    "targetInstanceType",
+                    format!("the cluster already uses {}", target.name()),
+                ));
+            }
+            Ok(OperationType::UpdateBrokerType)
+        }
+        ClusterChange::KafkaVersion {
+            target_kafka_version,
+            configuration_info,
+        } => {
+            let target = state
+                .versions
+                .parse(target_kafka_version)
+                .at("targetKafkaVersion")?;
+            if target == cluster.spec.kafka_version {
+                return Err(ApiError::validation(
+                    "targetKafkaVersion",
+                    format!("the cluster already runs {target}"),
+                ));
+            }
+            if let Some(configuration) = configuration_info {
+                let configuration = ConfigurationRef {
+                    arn: configuration.arn.clone(),
+                    revision: configuration.revision,
+                };
+                check_configuration(state, &configuration, target.as_str(), "configurationInfo")
+                    .await?;
+            }
+            Ok(OperationType::UpdateClusterKafkaVersion)
+        }
+        ClusterChange::Configuration { configuration_info } => {
+            let configuration = ConfigurationRef {
+                arn: configuration_info.arn.clone(),
+                revision: configuration_info.revision,
+            };
+            check_configuration(
+                state,
+                &configuration,
+                cluster.spec.kafka_version.as_str(),
+                "configurationInfo",
+            )
+            .await?;
+            if cluster.spec.configuration.as_ref() == Some(&configuration) {
+                return Err(ApiError::validation(
+                    "configurationInfo",
+                    "the cluster already uses this configuration revision",
+                ));
+            }
+            Ok(OperationType::UpdateClusterConfiguration)
+        }
+    }
+}
+
+/// The checks every REST update shares, after the body parsed: the cluster exists and the
+/// version the client read is current ([`apply_change`] does the rest).
 async fn updatable_cluster(
     state: &AppState,
     cluster_id: &str,
@@ -96,13 +258,6 @@ async fn updatable_cluster(
         }
     }
     cluster.check_version(current_version)?;
-    if !cluster.state.accepts_updates() {
-        return Err(Conflict::WrongState {
-            state: cluster.state,
-            action: "be changed until it is ACTIVE",
-        }
-        .into());
-    }
     Ok(cluster)
 }
 
@@ -138,18 +293,14 @@ async fn update_broker_count(
 ) -> ApiResult<()> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    let target = BrokerCount::parse(
-        request.target_number_of_broker_nodes,
-        &cluster.spec.broker_node_group.zones,
+    apply_change(
+        &state,
+        &cluster,
+        &ClusterChange::BrokerCount {
+            target_number_of_broker_nodes: request.target_number_of_broker_nodes,
+        },
     )
-    .at("targetNumberOfBrokerNodes")?;
-    if target == cluster.spec.number_of_broker_nodes {
-        return Err(ApiError::validation(
-            "targetNumberOfBrokerNodes",
-            format!("the cluster already has {} brokers", target.get()),
-        ));
-    }
-    Err(not_yet(OperationType::UpdateBrokerCount))
+    .await
 }
 
 /// Grow the brokers' volumes.
@@ -177,33 +328,14 @@ async fn update_broker_storage(
 ) -> ApiResult<()> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    let target = parse_ebs(&request.target_ebs_storage_info, "targetEbsStorageInfo")?;
-    let (
-        StorageInfo::Ebs {
-            volume_size: current,
-            ..
+    apply_change(
+        &state,
+        &cluster,
+        &ClusterChange::BrokerStorage {
+            target_ebs_storage_info: request.target_ebs_storage_info,
         },
-        StorageInfo::Ebs {
-            volume_size: wanted,
-            ..
-        },
-    ) = (cluster.spec.broker_node_group.storage, target)
-    else {
-        return Err(ApiError::validation(
-            "targetEbsStorageInfo",
-            "the cluster uses instance storage, which has no volume to grow",
-        ));
-    };
-    if wanted <= current {
-        return Err(ApiError::validation(
-            "targetEbsStorageInfo.volumeSize",
-            format!(
-                "volumes can only grow: must be more than the current {} GiB",
-                current.gib()
-            ),
-        ));
-    }
-    Err(not_yet(OperationType::UpdateBrokerStorage))
+    )
+    .await
 }
 
 /// Change the broker size.
@@ -231,14 +363,14 @@ async fn update_broker_type(
 ) -> ApiResult<()> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    let target = InstanceType::parse(&request.target_instance_type).at("targetInstanceType")?;
-    if target == cluster.spec.broker_node_group.instance_type {
-        return Err(ApiError::validation(
-            "targetInstanceType",
-            format!("the cluster already uses {}", target.name()),
-        ));
-    }
-    Err(not_yet(OperationType::UpdateBrokerType))
+    apply_change(
+        &state,
+        &cluster,
+        &ClusterChange::BrokerType {
+            target_instance_type: request.target_instance_type,
+        },
+    )
+    .await
 }
 
 /// Upgrade (or downgrade) the broker software.
@@ -266,24 +398,15 @@ async fn update_cluster_kafka_version(
 ) -> ApiResult<()> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    let target = state
-        .versions
-        .parse(&request.target_kafka_version)
-        .at("targetKafkaVersion")?;
-    if target == cluster.spec.kafka_version {
-        return Err(ApiError::validation(
-            "targetKafkaVersion",
-            format!("the cluster already runs {target}"),
-        ));
-    }
-    if let Some(configuration) = &request.configuration_info {
-        let configuration = ConfigurationRef {
-            arn: configuration.arn.clone(),
-            revision: configuration.revision,
-        };
-        check_configuration(&state, &configuration, target.as_str(), "configurationInfo").await?;
-    }
-    Err(not_yet(OperationType::UpdateClusterKafkaVersion))
+    apply_change(
+        &state,
+        &cluster,
+        &ClusterChange::KafkaVersion {
+            target_kafka_version: request.target_kafka_version,
+            configuration_info: request.configuration_info,
+        },
+    )
+    .await
 }
 
 /// Apply a configuration revision.
@@ -311,24 +434,14 @@ async fn update_cluster_configuration(
 ) -> ApiResult<()> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    let configuration = ConfigurationRef {
-        arn: request.configuration_info.arn.clone(),
-        revision: request.configuration_info.revision,
-    };
-    check_configuration(
+    apply_change(
         &state,
-        &configuration,
-        cluster.spec.kafka_version.as_str(),
-        "configurationInfo",
+        &cluster,
+        &ClusterChange::Configuration {
+            configuration_info: request.configuration_info,
+        },
     )
-    .await?;
-    if cluster.spec.configuration.as_ref() == Some(&configuration) {
-        return Err(ApiError::validation(
-            "configurationInfo",
-            "the cluster already uses this configuration revision",
-        ));
-    }
-    Err(not_yet(OperationType::UpdateClusterConfiguration))
+    .await
 }
 
 /// Restart one broker.
@@ -356,6 +469,7 @@ async fn reboot_broker(
 ) -> ApiResult<()> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
+    require_active(&cluster)?;
     let [broker_id] = request.broker_ids[..] else {
         return Err(ApiError::validation(
             "brokerIds",

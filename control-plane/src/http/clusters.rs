@@ -22,7 +22,8 @@ use crate::domain::{
     VolumeSize, Zones,
 };
 use crate::store::{
-    ClusterFilter, ClusterRecord, CreateOutcome, Cursor, Idempotency, NewCluster, StoreError,
+    ClusterFilter, ClusterRecord, CreateOutcome, Cursor, Idempotency, NewCluster, OperationRecord,
+    StoreError,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -231,7 +232,7 @@ pub(super) fn parse_ebs(ebs: &EbsStorageInfo, field: &str) -> Result<StorageInfo
     })
 }
 
-fn parse_create(
+pub(crate) fn parse_create(
     request: &CreateClusterRequest,
     versions: &VersionCatalog,
 ) -> Result<(ClusterName, ClusterSpec, Tags), DomainError> {
@@ -457,30 +458,10 @@ async fn create_cluster(
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreateClusterRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateClusterResponse>)> {
-    let (name, spec, tags) = parse_create(&request, &state.versions)?;
     let idempotency = idempotency(&headers, &request)?;
-    if let Some(configuration) = &spec.configuration {
-        check_configuration(
-            &state,
-            configuration,
-            spec.kafka_version.as_str(),
-            "configurationInfo",
-        )
-        .await?;
-    }
-    let outcome = state
-        .store
-        .create_cluster(NewCluster {
-            name,
-            spec,
-            tags,
-            idempotency,
-        })
-        .await?;
+    let outcome = store_new_cluster(&state, &request, idempotency, None).await?;
     let (status, cluster, operation_id) = match outcome {
         CreateOutcome::Created { cluster, operation } => {
-            tracing::info!(cluster_id = %cluster.id, operation_id = %operation.id, "cluster created");
-            state.reconcile_wakeup.notify_one();
             (StatusCode::CREATED, cluster, Some(operation.id))
         }
         CreateOutcome::Replayed { cluster, operation } => {
@@ -498,6 +479,58 @@ async fn create_cluster(
             operation_id,
         }),
     ))
+}
+
+/// The create both doors share (the REST API and the KafkaCluster controller): parse the
+/// request, check its configuration revision, store the cluster with its CREATE operation and
+/// wake the reconciler.
+pub(crate) async fn store_new_cluster(
+    state: &AppState,
+    request: &CreateClusterRequest,
+    idempotency: Option<Idempotency>,
+    kubernetes_uid: Option<String>,
+) -> ApiResult<CreateOutcome> {
+    let (name, spec, tags) = parse_create(request, &state.versions)?;
+    if let Some(configuration) = &spec.configuration {
+        check_configuration(
+            state,
+            configuration,
+            spec.kafka_version.as_str(),
+            "configurationInfo",
+        )
+        .await?;
+    }
+    let outcome = state
+        .store
+        .create_cluster(NewCluster {
+            name,
+            spec,
+            tags,
+            idempotency,
+            kubernetes_uid,
+        })
+        .await?;
+    if let CreateOutcome::Created { cluster, operation } = &outcome {
+        tracing::info!(cluster_id = %cluster.id, operation_id = %operation.id, "cluster created");
+        state.reconcile_wakeup.notify_one();
+    }
+    Ok(outcome)
+}
+
+/// The delete both doors share: the cluster goes to DELETING with a DELETE operation (refused
+/// in a state that does not accept it) and the reconciler is woken.
+pub(crate) async fn start_delete(
+    state: &AppState,
+    cluster_id: Uuid,
+    expected_version: Option<&str>,
+) -> ApiResult<(ClusterRecord, OperationRecord)> {
+    let (cluster, operation) = state
+        .store
+        .begin_delete(cluster_id, expected_version)
+        .await?;
+    tracing::info!(cluster_id = %cluster.id, operation_id = %operation.id, "cluster deletion requested");
+    state.reconcile_wakeup.notify_one();
+    Ok((cluster, operation))
 }
 
 const DEFAULT_PAGE: u32 = 10;
@@ -606,12 +639,8 @@ async fn delete_cluster(
     ApiQuery(query): ApiQuery<DeleteClusterQuery>,
 ) -> ApiResult<Json<DeleteClusterResponse>> {
     let cluster = load_cluster(&state, &cluster_id).await?;
-    let (cluster, operation) = state
-        .store
-        .begin_delete(cluster.id, query.current_version.as_deref())
-        .await?;
-    tracing::info!(cluster_id = %cluster.id, operation_id = %operation.id, "cluster deletion requested");
-    state.reconcile_wakeup.notify_one();
+    let (cluster, operation) =
+        start_delete(&state, cluster.id, query.current_version.as_deref()).await?;
     Ok(Json(DeleteClusterResponse {
         cluster_id: cluster.id,
         cluster_arn: cluster.arn,

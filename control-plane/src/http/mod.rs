@@ -39,8 +39,12 @@ use error::ApiError;
 
 pub use clusters::{
     BrokerNodeGroupInfo, ClusterInfo, ConfigurationInfo, CreateClusterRequest,
-    CreateClusterResponse, EbsStorageInfo, ListClustersResponse, StorageInfoBody,
+    CreateClusterResponse, EbsStorageInfo, InstanceStorageInfo, ListClustersResponse,
+    ProvisionedThroughputBody, StorageInfoBody,
 };
+// The doors into the store that the KafkaCluster controller shares with the REST API.
+pub(crate) use cluster_updates::{apply_change, ClusterChange};
+pub(crate) use clusters::{parse_create, start_delete, store_new_cluster};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use crate::domain::{
 macro_rules! cluster_columns {
     () => {
         "id, name, arn, spec, state, current_version, bootstrap_brokers, tags, created_at, \
-         updated_at"
+         updated_at, kubernetes_uid"
     };
 }
 
@@ -34,6 +34,8 @@ pub struct ClusterRecord {
     pub tags: Tags,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The uid of the KafkaCluster custom resource that declared the cluster, if one did.
+    pub kubernetes_uid: Option<String>,
 }
 
 impl ClusterRecord {
@@ -68,6 +70,7 @@ impl ClusterRecord {
             tags: get_json(row, "tags")?,
             created_at: get_time(row, "created_at")?,
             updated_at: get_time(row, "updated_at")?,
+            kubernetes_uid: get_opt_text(row, "kubernetes_uid")?,
         })
     }
 }
@@ -85,6 +88,9 @@ pub struct NewCluster {
     pub spec: ClusterSpec,
     pub tags: Tags,
     pub idempotency: Option<Idempotency>,
+    /// Set when a KafkaCluster custom resource declares the cluster: at most one cluster per
+    /// resource uid, and creating it again returns the existing one.
+    pub kubernetes_uid: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,12 +149,23 @@ impl Store {
     /// Stores a new cluster in CREATING with a PENDING CREATE operation, or returns the cluster
     /// an earlier identical request with the same idempotency key created.
     pub async fn create_cluster(&self, new: NewCluster) -> Result<CreateOutcome, StoreError> {
+        if let Some(replayed) = self.replay_resource(new.kubernetes_uid.as_deref()).await? {
+            return Ok(replayed);
+        }
         if let Some(idempotency) = &new.idempotency {
             if let Some(replayed) = self.replay(idempotency).await? {
                 return Ok(replayed);
             }
         }
         match self.insert_cluster(&new).await {
+            Err(e) if is_unique_violation_or_name_taken(&e) && new.kubernetes_uid.is_some() => {
+                // A concurrent create for the same resource may have won; otherwise the name
+                // belongs to another cluster.
+                match self.replay_resource(new.kubernetes_uid.as_deref()).await? {
+                    Some(replayed) => Ok(replayed),
+                    None => Err(Conflict::NameTaken(new.name.to_string()).into()),
+                }
+            }
             Err(StoreError::Database(e)) if is_unique_violation(&e) => {
                 // Lost a race, either for the name or for the idempotency key.
                 if let Some(idempotency) = &new.idempotency {
@@ -165,6 +182,27 @@ impl Store {
             }
             other => other,
         }
+    }
+
+    /// The cluster a custom resource with this uid created earlier, as a replayed create.
+    async fn replay_resource(
+        &self,
+        kubernetes_uid: Option<&str>,
+    ) -> Result<Option<CreateOutcome>, StoreError> {
+        let Some(uid) = kubernetes_uid else {
+            return Ok(None);
+        };
+        let cluster = match self.get_cluster_by_kubernetes_uid(uid).await {
+            Ok(cluster) => cluster,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let operation = self
+            .list_operations(cluster.id)
+            .await?
+            .into_iter()
+            .find(|op| op.operation_type == OperationType::Create);
+        Ok(Some(CreateOutcome::Replayed { cluster, operation }))
     }
 
     async fn replay(&self, idempotency: &Idempotency) -> Result<Option<CreateOutcome>, StoreError> {
@@ -203,7 +241,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO clusters (id, name, arn, spec, state, current_version, bootstrap_brokers, \
              configuration_arn, tags, idempotency_key, idempotency_fingerprint, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, 1, NULL, $6, $7, $8, $9, $10, $10)",
+             updated_at, kubernetes_uid) \
+             VALUES ($1, $2, $3, $4, $5, 1, NULL, $6, $7, $8, $9, $10, $10, $11)",
         )
         .bind(id.to_string())
         .bind(new.name.to_string())
@@ -215,6 +254,7 @@ impl Store {
         .bind(new.idempotency.as_ref().map(|i| i.key.clone()))
         .bind(new.idempotency.as_ref().map(|i| i.fingerprint.clone()))
         .bind(created)
+        .bind(new.kubernetes_uid.clone())
         .execute(&mut *tx)
         .await?;
         let operation =
@@ -253,6 +293,23 @@ impl Store {
             " FROM clusters WHERE arn = $1"
         ))
         .bind(arn.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        ClusterRecord::from_row(&row)
+    }
+
+    /// The cluster a KafkaCluster custom resource with this uid declared.
+    pub async fn get_cluster_by_kubernetes_uid(
+        &self,
+        uid: &str,
+    ) -> Result<ClusterRecord, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            cluster_columns!(),
+            " FROM clusters WHERE kubernetes_uid = $1"
+        ))
+        .bind(uid.to_owned())
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -494,5 +551,14 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A unique index refused the insert, or the name check inside the transaction did.
+fn is_unique_violation_or_name_taken(error: &StoreError) -> bool {
+    match error {
+        StoreError::Database(e) => is_unique_violation(e),
+        StoreError::Conflict(Conflict::NameTaken(_)) => true,
+        _ => false,
     }
 }

@@ -35,6 +35,7 @@ fn cluster(state: ClusterState, brokers: i64) -> ClusterRecord {
         tags: Default::default(),
         created_at: Utc::now(),
         updated_at: Utc::now(),
+        kubernetes_uid: None,
     }
 }
 

@@ -1,0 +1,324 @@
+//! The `KafkaCluster` custom resource (`millrace.dev/v1alpha1`): a cluster declared with
+//! `kubectl apply`. Its spec mirrors the REST API's create request (the same names, so a REST
+//! body and a manifest read alike) and is turned into that request, so both doors share one
+//! parser. The schema carries what the API server can check on its own (ranges, the broker-type
+//! catalog, name and zone patterns, exactly one kind of storage); the rest (a broker count that is
+//! a multiple of the zones, installed versions, configuration revisions) is checked by the
+//! controller and reported in the `Degraded` condition.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    BROKER_TYPES, MAX_BROKERS, MAX_THROUGHPUT_MIB_S, MAX_VOLUME_GIB, MIN_THROUGHPUT_MIB_S,
+    MIN_VOLUME_GIB,
+};
+use crate::http::{
+    BrokerNodeGroupInfo, ConfigurationInfo, CreateClusterRequest, EbsStorageInfo,
+    InstanceStorageInfo, ProvisionedThroughputBody, StorageInfoBody,
+};
+
+/// The desired state of a Millrace Kafka cluster.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "millrace.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    plural = "kafkaclusters",
+    singular = "kafkacluster",
+    shortname = "kc",
+    category = "millrace",
+    namespaced,
+    status = "KafkaClusterStatus",
+    doc = "A Kafka-compatible cluster managed by Millrace.",
+    // Raw JSON columns: the structured form repeats `type_ = "string"`, which clippy's
+    // duplicated_attributes lint mistakes for a duplicate.
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
+    printcolumn = r#"{"name":"Brokers","type":"integer","jsonPath":".spec.numberOfBrokerNodes"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.kafkaVersion"}"#,
+    printcolumn = r#"{"name":"Bootstrap","type":"string","jsonPath":".status.bootstrapBrokers"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KafkaClusterSpec {
+    /// The cluster's name in Millrace (unique across namespaces); default the resource's name.
+    /// It cannot be changed afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z][A-Za-z0-9-]{0,63}$"))]
+    pub cluster_name: Option<String>,
+    /// A broker version installed on the platform (`GET /v1/versions`); default the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_version: Option<String>,
+    /// 1 to 30 brokers, a multiple of the number of zones.
+    #[schemars(range(min = 1, max = MAX_BROKERS))]
+    pub number_of_broker_nodes: i64,
+    pub broker_node_group_info: BrokerNodeGroupSpec,
+    /// A configuration revision (`POST /v1/configurations`) to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration_info: Option<ConfigurationSpec>,
+    /// How a change that needs new brokers is rolled out. Only `InPlace` is accepted by this
+    /// control plane; `Rolling` and `BlueGreen` are refused with a `Degraded` condition.
+    #[serde(default)]
+    pub upgrade_strategy: UpgradeStrategy,
+    /// Resource tags, as `POST /v1/tags/{resourceArn}` sets them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Broker size, placement and storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BrokerNodeGroupSpec {
+    /// A broker size from the catalog (`GET /v1/broker-types`).
+    #[schemars(schema_with = "instance_type_schema")]
+    pub instance_type: String,
+    /// Zone labels the brokers are spread over; default `[zone-a, zone-b, zone-c]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "zones_schema")]
+    pub zones: Option<Vec<String>>,
+    pub storage_info: StorageSpec,
+}
+
+/// Exactly one of `ebsStorageInfo` (persistent volumes) and `instanceStorageInfo` (ephemeral).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [
+    {"required": ["ebsStorageInfo"]},
+    {"required": ["instanceStorageInfo"]}
+]))]
+pub struct StorageSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ebs_storage_info: Option<EbsStorageSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_storage_info: Option<InstanceStorageSpec>,
+}
+
+/// A persistent volume per broker that outlives the broker node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EbsStorageSpec {
+    /// GiB per broker, 1 to 16384; it can only grow.
+    #[schemars(range(min = MIN_VOLUME_GIB, max = MAX_VOLUME_GIB))]
+    pub volume_size: i64,
+    /// Reserved: the store does not carry a per-cluster storage class yet, so a value is
+    /// refused with a `Degraded` condition (the platform's storage class is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_throughput: Option<ProvisionedThroughputSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProvisionedThroughputSpec {
+    pub enabled: bool,
+    /// MiB/s, 250 to 2375; required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_THROUGHPUT_MIB_S, max = MAX_THROUGHPUT_MIB_S))]
+    pub volume_throughput: Option<i64>,
+}
+
+/// Storage that lives and dies with the broker node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InstanceStorageSpec {
+    /// Reserved: the store does not carry an instance-store size yet, so a value is refused
+    /// with a `Degraded` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_VOLUME_GIB, max = MAX_VOLUME_GIB))]
+    pub volume_size: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigurationSpec {
+    pub arn: String,
+    #[schemars(range(min = 1))]
+    pub revision: i64,
+}
+
+/// How changes are rolled out (see the design's "Changing a cluster").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum UpgradeStrategy {
+    #[default]
+    InPlace,
+    Rolling,
+    BlueGreen,
+}
+
+/// What Millrace reports about the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    /// The cluster's id in Millrace (`GET /v1/clusters/{clusterId}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_arn: Option<String>,
+    /// CREATING, ACTIVE, UPDATING, REBOOTING_BROKER, HEALING, DELETING or FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The version the store holds (the spec's, or the default it resolved to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_version: Option<String>,
+    /// `host:port,…`; set once the cluster was first ACTIVE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_brokers: Option<String>,
+    /// The store's `currentVersion` of the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// The resource generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing and Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The cluster's unfinished operation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_operation: Option<CurrentOperation>,
+}
+
+/// A standard Kubernetes condition (as `metav1.Condition`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Ready, Progressing or Degraded.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    /// RFC 3339; when `status` last changed.
+    pub last_transition_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The operation the reconciler is carrying out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentOperation {
+    pub id: String,
+    /// CREATE, DELETE, HEAL, …
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// PENDING or UPDATE_IN_PROGRESS.
+    pub state: String,
+    /// The latest step, e.g. `CreateNode broker 2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+fn instance_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = BROKER_TYPES.iter().map(|t| t.name).collect();
+    schemars::json_schema!({
+        "type": "string",
+        "description": "A broker size from the catalog (`GET /v1/broker-types`).",
+        "enum": names,
+    })
+}
+
+fn zones_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "description": "Zone labels the brokers are spread over; default [zone-a, zone-b, zone-c].",
+        "minItems": 1,
+        "maxItems": 6,
+        "items": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"},
+    })
+}
+
+/// A field the CRD accepts but this control plane cannot honour: refused, never ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl KafkaClusterSpec {
+    /// The REST create request this spec amounts to, for the resource named `resource_name`;
+    /// refuses the fields the store cannot carry yet.
+    pub fn create_request(&self, resource_name: &str) -> Result<CreateClusterRequest, Unsupported> {
+        if let strategy @ (UpgradeStrategy::Rolling | UpgradeStrategy::BlueGreen) =
+            self.upgrade_strategy
+        {
+            return Err(Unsupported {
+                field: "spec.upgradeStrategy",
+                message: format!(
+                    "{strategy:?} is not carried out by this control plane; use InPlace (the \
+                     default)"
+                ),
+            });
+        }
+        let storage = &self.broker_node_group_info.storage_info;
+        if let Some(class) = storage
+            .ebs_storage_info
+            .as_ref()
+            .and_then(|e| e.storage_class.as_ref())
+        {
+            return Err(Unsupported {
+                field: "spec.brokerNodeGroupInfo.storageInfo.ebsStorageInfo.storageClass",
+                message: format!(
+                    "a per-cluster storage class ({class:?}) is not supported yet; leave it out \
+                     to use the platform's"
+                ),
+            });
+        }
+        if let Some(size) = storage
+            .instance_storage_info
+            .as_ref()
+            .and_then(|i| i.volume_size)
+        {
+            return Err(Unsupported {
+                field: "spec.brokerNodeGroupInfo.storageInfo.instanceStorageInfo.volumeSize",
+                message: format!(
+                    "an instance-store size ({size} GiB) is not supported yet; leave it out"
+                ),
+            });
+        }
+        Ok(CreateClusterRequest {
+            cluster_name: self
+                .cluster_name
+                .clone()
+                .unwrap_or_else(|| resource_name.to_owned()),
+            kafka_version: self.kafka_version.clone(),
+            number_of_broker_nodes: self.number_of_broker_nodes,
+            broker_node_group_info: BrokerNodeGroupInfo {
+                instance_type: self.broker_node_group_info.instance_type.clone(),
+                zones: self.broker_node_group_info.zones.clone(),
+                storage_info: StorageInfoBody {
+                    ebs_storage_info: storage.ebs_storage_info.as_ref().map(|ebs| EbsStorageInfo {
+                        volume_size: ebs.volume_size,
+                        provisioned_throughput: ebs.provisioned_throughput.as_ref().map(|t| {
+                            ProvisionedThroughputBody {
+                                enabled: t.enabled,
+                                volume_throughput: t.volume_throughput,
+                            }
+                        }),
+                    }),
+                    instance_storage_info: storage
+                        .instance_storage_info
+                        .as_ref()
+                        .map(|_| InstanceStorageInfo {}),
+                },
+            },
+            configuration_info: self.configuration_info.as_ref().map(|c| ConfigurationInfo {
+                arn: c.arn.clone(),
+                revision: c.revision,
+            }),
+            tags: self.tags.clone(),
+            client_request_token: None,
+        })
+    }
+}
+
+/// The CRD as YAML, as `millrace crd` prints it and `deploy/crd.yaml` holds it.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    serde_yaml::to_string(&KafkaCluster::crd())
+}
