@@ -49,6 +49,8 @@ fn free_port() -> anyhow::Result<u16> {
 pub struct BrokerProcess {
     child: Child,
     port: u16,
+    /// The admin endpoint's port (0 for a peer broker).
+    admin: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -104,6 +106,7 @@ impl BrokerProcess {
             BrokerProcess {
                 child,
                 port,
+                admin,
                 _dir: dir,
             },
             admin,
@@ -133,6 +136,7 @@ impl BrokerProcess {
         Self::wait_listening(BrokerProcess {
             child,
             port,
+            admin: 0,
             _dir: dir,
         })
     }
@@ -149,6 +153,16 @@ impl BrokerProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         bail!("broker did not listen within 30 s")
+    }
+
+    /// Whether this broker is the active controller (its `/metrics` say so).
+    pub fn is_active_controller(&self) -> bool {
+        admin_get(self.admin, "/metrics").is_some_and(|answer| {
+            is_ok(&answer)
+                && answer
+                    .lines()
+                    .any(|line| line.trim() == "millrace_active_controller 1")
+        })
     }
 
     pub fn bootstrap(&self) -> String {
@@ -189,18 +203,27 @@ impl Drop for BrokerProcess {
 
 /// Waits until the broker's admin `/ready` answers 200 (registered with its controller).
 fn wait_ready(admin_port: u16) -> anyhow::Result<()> {
-    use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", admin_port)) {
-            let _ = stream.write_all(b"GET /ready HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut answer = String::new();
-            let _ = stream.read_to_string(&mut answer);
-            if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
-                return Ok(());
-            }
+        if admin_get(admin_port, "/ready").is_some_and(|answer| is_ok(&answer)) {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("broker was not ready within 30 s")
+}
+
+fn is_ok(answer: &str) -> bool {
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
+
+/// The raw HTTP answer of the admin endpoint to `GET path`, if it answered.
+fn admin_get(admin_port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", admin_port)).ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
 }

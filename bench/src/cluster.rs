@@ -42,11 +42,83 @@ pub fn run(binary: &Path, spec: &LoadSpec) -> anyhow::Result<()> {
         "3 replicas acks=all @ half rate",
     )?;
     let leader = leader_of(&bootstrap, topic, 0)?;
-    let seconds = failover_seconds(&bootstrap, topic, &mut brokers[(leader - 1) as usize])?;
+    let seconds = failover_seconds(&bootstrap, topic, 0, &mut brokers[(leader - 1) as usize])?;
     println!(
         "kill -9 of the leader of partition 0 (broker {leader}) to the first successful produce on it: {seconds:.2} s (target < 5 s)"
     );
     Ok(())
+}
+
+/// `runs` failovers, each on a fresh 3-broker cluster: alternately the leader of a partition
+/// that is not the active controller is killed, and the active controller (which leads a
+/// partition too). Prints each time and the median and worst per case.
+pub fn failover_runs(binary: &Path, runs: usize) -> anyhow::Result<()> {
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let cases = [
+        "leader (not the controller)",
+        "active controller (a leader too)",
+    ];
+    for run in 0..runs {
+        let case = run % 2;
+        let mut brokers = BrokerProcess::start_cluster(binary, 3)?;
+        let bootstrap = brokers
+            .iter()
+            .map(BrokerProcess::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",");
+        let topic = "failover";
+        create_topic(&bootstrap, topic, 3, 3)?;
+        let controller = wait_for_controller(&brokers)?;
+        let leaders = (0..3)
+            .map(|p| leader_of(&bootstrap, topic, p))
+            .collect::<anyhow::Result<Vec<i32>>>()?;
+        let wanted = |leader: i32| (leader == controller) == (case == 1);
+        let Some(partition) = (0..3).find(|&p| wanted(leaders[p as usize])) else {
+            println!("run {run}: no partition led by the wanted broker (leaders {leaders:?}, controller {controller}); skipped");
+            continue;
+        };
+        let victim = leaders[partition as usize];
+        let seconds = failover_seconds(
+            &bootstrap,
+            topic,
+            partition,
+            &mut brokers[(victim - 1) as usize],
+        )?;
+        println!(
+            "run {run}: kill -9 of broker {victim}, {}, to the first produce acknowledged on partition {partition}: {seconds:.2} s",
+            cases[case]
+        );
+        times[case].push(seconds);
+    }
+    for (case, mut seconds) in times.into_iter().enumerate() {
+        if seconds.is_empty() {
+            continue;
+        }
+        seconds.sort_by(f64::total_cmp);
+        println!(
+            "failover, {}: median {:.2} s, worst {:.2} s over {} runs (target < 5 s)",
+            cases[case],
+            seconds[seconds.len() / 2],
+            seconds[seconds.len() - 1],
+            seconds.len()
+        );
+    }
+    Ok(())
+}
+
+/// The broker id of the active controller, once one is elected.
+fn wait_for_controller(brokers: &[BrokerProcess]) -> anyhow::Result<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(index) = brokers.iter().position(BrokerProcess::is_active_controller) {
+            return Ok(index as i32 + 1);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no active controller within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn leader_of(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<i32> {
@@ -85,11 +157,12 @@ impl ProducerContext for FirstSuccess {
     }
 }
 
-/// Kills `victim` and produces to partition 0 every 5 ms until a record sent after the kill
+/// Kills `victim` and produces to `partition` every 5 ms until a record sent after the kill
 /// is acknowledged (acks=all).
 fn failover_seconds(
     bootstrap: &str,
     topic: &str,
+    partition: i32,
     victim: &mut BrokerProcess,
 ) -> anyhow::Result<f64> {
     let killed = Instant::now();
@@ -115,7 +188,7 @@ fn failover_seconds(
         );
         let record: BaseRecord<'_, (), str, Box<Instant>> =
             BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
-                .partition(0)
+                .partition(partition)
                 .payload("failover probe");
         let _ = producer.send(record);
         std::thread::sleep(Duration::from_millis(5));

@@ -36,6 +36,10 @@ struct Args {
     /// Also run the replicated benchmark: 3 brokers, RF 3, acks=all, and leader failover.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     replicated: bool,
+    /// Only measure leader failover: this many runs, each on a fresh 3-broker cluster,
+    /// alternating a leader that is not the controller and the active controller.
+    #[arg(long)]
+    failover_runs: Option<usize>,
     /// Command line of a peer broker to run the same load against, with {port} and {dir}
     /// placeholders; defaults to `tansu` when it is on PATH.
     #[arg(long)]
@@ -45,6 +49,9 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let binary = broker_process::build_broker()?;
+    if let Some(runs) = args.failover_runs {
+        return cluster::failover_runs(&binary, runs);
+    }
     println!(
         "# millrace-bench: {} records of {} bytes, {} partitions",
         args.records, args.size, args.partitions

@@ -65,7 +65,9 @@ async fn metrics(State(broker): State<Shared>) -> impl IntoResponse {
             *sizes.entry(partition.id.topic.clone()).or_default() += partition.size_bytes();
         }
         let sizes: Vec<(String, u64)> = sizes.into_iter().collect();
-        broker.metrics.render(partitions.len(), &sizes)
+        broker
+            .metrics
+            .render(partitions.len(), broker.quorum.is_leader(), &sizes)
     })
     .await
     .unwrap_or_else(|e| format!("# metrics unavailable: {e}\n"));

@@ -28,6 +28,7 @@ pub struct Metrics {
     request_seconds: Family<ApiLabel, Histogram>,
     rejected_frames: Counter,
     partitions: Gauge,
+    active_controller: Gauge,
     log_size_bytes: Family<TopicLabel, Gauge>,
 }
 
@@ -49,6 +50,7 @@ impl Metrics {
         });
         let rejected_frames = Counter::default();
         let partitions = Gauge::default();
+        let active_controller = Gauge::default();
         let log_size_bytes = Family::<TopicLabel, Gauge>::default();
         registry.register(
             "bytes_in",
@@ -86,6 +88,11 @@ impl Metrics {
             partitions.clone(),
         );
         registry.register(
+            "active_controller",
+            "1 on the broker that is the active controller (the metadata quorum's leader)",
+            active_controller.clone(),
+        );
+        registry.register(
             "log_size_bytes",
             "Size of the partition logs, per topic",
             log_size_bytes.clone(),
@@ -99,6 +106,7 @@ impl Metrics {
             request_seconds,
             rejected_frames,
             partitions,
+            active_controller,
             log_size_bytes,
         }
     }
@@ -138,8 +146,14 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text format, after refreshing the gauges that are read on demand.
-    pub fn render(&self, partitions: usize, log_sizes: &[(String, u64)]) -> String {
+    pub fn render(
+        &self,
+        partitions: usize,
+        active_controller: bool,
+        log_sizes: &[(String, u64)],
+    ) -> String {
         self.partitions.set(partitions as i64);
+        self.active_controller.set(i64::from(active_controller));
         self.log_size_bytes.clear();
         for (topic, size) in log_sizes {
             self.log_size_bytes

@@ -68,6 +68,8 @@ fn health_ready_and_metrics() {
     assert!(value("millrace_records_out_total{topic=\"metered\"}") >= 100.0);
     assert!(value("millrace_log_size_bytes{topic=\"metered\"}") > 0.0);
     assert!(value("millrace_partitions") >= 1.0);
+    // A single-node broker is its own metadata quorum, hence the active controller.
+    assert_eq!(value("millrace_active_controller"), 1.0);
     assert!(
         metrics.contains("millrace_request_duration_seconds_bucket{"),
         "/metrics has no request duration histogram:\n{metrics}"

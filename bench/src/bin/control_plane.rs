@@ -164,6 +164,7 @@ async fn store_idle_clusters(store: &Store, count: usize) -> anyhow::Result<Vec<
                 spec: spec.clone(),
                 tags: Tags::default(),
                 idempotency: None,
+                kubernetes_uid: None,
             })
             .await?;
         let CreateOutcome::Created { cluster, operation } = outcome else {
