@@ -1,0 +1,686 @@
+//! Tests of what `deploy/` ships, read from the committed files: the kustomizations name files
+//! that exist, the control-plane Deployment has probes on a real route, resource limits, a
+//! non-root read-only container and only environment variables `millrace serve` reads, the
+//! example KafkaClusters mirror the REST create request, and the Dockerfiles build and copy
+//! binaries the workspace really has. The RBAC rules are checked in `rbac_check`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::config::Cli;
+use crate::domain::{InstanceType, VersionCatalog};
+use crate::http::CreateClusterRequest;
+use crate::rbac_check::{deploy_dir, documents};
+
+fn repository_root() -> PathBuf {
+    deploy_dir()
+        .parent()
+        .expect("deploy/ has a parent")
+        .to_path_buf()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn yaml_file(path: &Path) -> serde_yaml::Value {
+    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The kustomizations of `deploy/`, relative to it.
+const KUSTOMIZATIONS: [&str; 3] = [
+    "kustomization.yaml",
+    "base/kustomization.yaml",
+    "overlays/dev/kustomization.yaml",
+];
+
+/// Written by `millrace crd` (the KafkaCluster CRD work), with its own freshness test.
+const GENERATED: [&str; 1] = ["crd.yaml"];
+
+/// Every file or directory a kustomization refers to: resources, patches and components.
+fn kustomization_references(kustomization: &serde_yaml::Value) -> Vec<String> {
+    let mut references = Vec::new();
+    for key in ["resources", "components", "patchesStrategicMerge"] {
+        if let Some(items) = kustomization[key].as_sequence() {
+            references.extend(items.iter().filter_map(|i| i.as_str().map(str::to_owned)));
+        }
+    }
+    if let Some(patches) = kustomization["patches"].as_sequence() {
+        references.extend(
+            patches
+                .iter()
+                .filter_map(|p| p["path"].as_str().map(str::to_owned)),
+        );
+    }
+    references
+}
+
+#[test]
+fn kustomizations_refer_to_files_that_exist() {
+    let deploy = deploy_dir();
+    for kustomization_path in KUSTOMIZATIONS {
+        let path = deploy.join(kustomization_path);
+        let kustomization = yaml_file(&path);
+        assert_eq!(
+            kustomization["kind"].as_str(),
+            Some("Kustomization"),
+            "{kustomization_path}"
+        );
+        let dir = path.parent().unwrap();
+        let references = kustomization_references(&kustomization);
+        assert!(!references.is_empty(), "{kustomization_path} lists nothing");
+        for reference in references {
+            let target = dir.join(&reference);
+            let generated = dir == deploy && GENERATED.contains(&reference.as_str());
+            if target.is_dir() {
+                assert!(
+                    target.join("kustomization.yaml").is_file(),
+                    "{kustomization_path}: {reference} is a directory without a kustomization"
+                );
+            } else if !generated {
+                assert!(
+                    target.is_file(),
+                    "{kustomization_path}: {reference} does not exist"
+                );
+            }
+            // kustomize loads files only from inside the kustomization's directory.
+            if target.is_file() || generated {
+                assert!(
+                    !reference.starts_with("..") && !reference.starts_with('/'),
+                    "{kustomization_path}: {reference} is outside its directory"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_base_manifest_is_listed_and_every_document_is_a_named_object() {
+    let base = deploy_dir().join("base");
+    let listed: BTreeSet<String> =
+        kustomization_references(&yaml_file(&base.join("kustomization.yaml")))
+            .into_iter()
+            .collect();
+    let mut manifests = vec![deploy_dir().join("overlays/dev/postgres.yaml")];
+    for entry in std::fs::read_dir(&base).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".yaml") && name != "kustomization.yaml" {
+            assert!(
+                listed.contains(&name),
+                "base/{name} is not in the kustomization"
+            );
+            manifests.push(path);
+        }
+    }
+    for path in manifests {
+        let documents =
+            documents(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!documents.is_empty(), "{} is empty", path.display());
+        for document in documents {
+            for field in ["apiVersion", "kind"] {
+                assert!(
+                    document[field].as_str().is_some_and(|v| !v.is_empty()),
+                    "{}: a document without {field}",
+                    path.display()
+                );
+            }
+            assert!(
+                document["metadata"]["name"].as_str().is_some(),
+                "{}: a {:?} without a name",
+                path.display(),
+                document["kind"]
+            );
+        }
+    }
+}
+
+fn deployment() -> Deployment {
+    let path = deploy_dir().join("base/deployment.yaml");
+    serde_yaml::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_deployment_runs_non_root_with_limits_and_probes_on_a_real_route() {
+    let deployment = deployment();
+    let spec = deployment.spec.expect("spec");
+    let pod = spec.template.spec.expect("pod spec");
+    let template_labels = spec.template.metadata.and_then(|m| m.labels).unwrap();
+    for (key, value) in spec.selector.match_labels.unwrap() {
+        assert_eq!(template_labels.get(&key), Some(&value), "selector {key}");
+    }
+
+    let account: ServiceAccount =
+        serde_yaml::from_str(&read(&deploy_dir().join("base/serviceaccount.yaml"))).unwrap();
+    assert_eq!(pod.service_account_name, account.metadata.name);
+
+    let pod_security = pod.security_context.expect("pod securityContext");
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert!(pod_security.run_as_user.is_some_and(|uid| uid != 0));
+    assert_eq!(
+        pod_security.seccomp_profile.map(|p| p.type_),
+        Some("RuntimeDefault".to_owned())
+    );
+
+    assert_eq!(pod.containers.len(), 1);
+    let container = &pod.containers[0];
+    let security = container.security_context.clone().expect("securityContext");
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        security.capabilities.and_then(|c| c.drop),
+        Some(vec!["ALL".to_owned()])
+    );
+
+    let resources = container.resources.clone().expect("resources");
+    for (what, quantities) in [
+        ("requests", resources.requests),
+        ("limits", resources.limits),
+    ] {
+        let quantities = quantities.unwrap_or_else(|| panic!("no {what}"));
+        for resource in ["cpu", "memory"] {
+            assert!(quantities.contains_key(resource), "no {resource} {what}");
+        }
+    }
+
+    let port_names: BTreeSet<String> = container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| p.name.clone())
+        .collect();
+    let routes = crate::http::openapi().paths.paths;
+    let probes = [
+        ("startupProbe", container.startup_probe.clone()),
+        ("livenessProbe", container.liveness_probe.clone()),
+        ("readinessProbe", container.readiness_probe.clone()),
+    ];
+    for (name, probe) in probes {
+        let get = probe
+            .and_then(|p| p.http_get)
+            .unwrap_or_else(|| panic!("no HTTP {name}"));
+        let path = get.path.unwrap_or_default();
+        assert!(
+            routes.contains_key(&path),
+            "{name} asks {path}, which the API does not serve"
+        );
+        match get.port {
+            IntOrString::String(port) => assert!(port_names.contains(&port), "{name} port {port}"),
+            IntOrString::Int(port) => panic!("{name} uses port number {port}, not the named port"),
+        }
+    }
+
+    // Writable places are volumes: the root file system is read-only.
+    let mounts: BTreeSet<String> = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.clone())
+        .collect();
+    let data_dir = env_value(container.env.as_deref().unwrap(), "MILLRACE_DATA_DIR");
+    assert!(mounts.contains(&data_dir), "{data_dir} is not a volume");
+}
+
+fn env_value(env: &[k8s_openapi::api::core::v1::EnvVar], name: &str) -> String {
+    env.iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+        .unwrap_or_else(|| panic!("{name} has no literal value"))
+}
+
+#[test]
+fn the_database_url_comes_from_a_secret() {
+    let pod = deployment().spec.unwrap().template.spec.unwrap();
+    let env = pod.containers[0].env.clone().unwrap();
+    let database = env
+        .iter()
+        .find(|e| e.name == "MILLRACE_DATABASE_URL")
+        .expect("MILLRACE_DATABASE_URL is set");
+    assert!(
+        database.value.is_none(),
+        "the database URL is written inline"
+    );
+    let secret = database
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("MILLRACE_DATABASE_URL from a secretKeyRef");
+    assert_eq!(secret.name, "millrace-database");
+    assert_eq!(secret.key, "url");
+    assert_ne!(secret.optional, Some(true), "the database URL is required");
+}
+
+/// `millrace serve` flags the kubernetes platform and KafkaCluster work adds (each with its
+/// MILLRACE_* variable), set by the Deployment ahead of them. Once a flag exists this test
+/// fails, asking for its name to be removed from here so that it is checked like the others.
+const FLAGS_OF_THE_KUBERNETES_WORK: [&str; 4] = [
+    "MILLRACE_PLATFORM",
+    "MILLRACE_KUBERNETES_NAMESPACE",
+    "MILLRACE_AGENT_IMAGE",
+    "MILLRACE_WATCH_KAFKACLUSTERS",
+];
+
+/// Read with std::env rather than as flags: the log filter and the admin token.
+const READ_DIRECTLY: [&str; 2] = ["MILLRACE_LOG", "MILLRACE_ADMIN_TOKEN"];
+
+/// Also expected from the kubernetes work: where agents reach the control plane (today the
+/// server derives it from its listen address, which agents in other pods cannot use).
+const CONTROL_PLANE_URL: &str = "MILLRACE_CONTROL_PLANE_URL";
+
+fn serve_environment_variables() -> BTreeSet<String> {
+    let command = Cli::command();
+    let serve = command
+        .find_subcommand("serve")
+        .expect("millrace serve exists");
+    serve
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn the_deployment_sets_only_variables_millrace_serve_reads() {
+    let known = serve_environment_variables();
+    for pending in FLAGS_OF_THE_KUBERNETES_WORK
+        .iter()
+        .chain([&CONTROL_PLANE_URL])
+    {
+        assert!(
+            !known.contains(*pending),
+            "`millrace serve` reads {pending} now: remove it from FLAGS_OF_THE_KUBERNETES_WORK \
+             / CONTROL_PLANE_URL in deploy_manifests.rs"
+        );
+    }
+    let mut paths = vec![deploy_dir().join("base/deployment.yaml")];
+    paths.push(deploy_dir().join("overlays/dev/control-plane-dev.yaml"));
+    for path in paths {
+        let deployment: Deployment = serde_yaml::from_str(&read(&path)).unwrap();
+        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        for variable in pod.containers[0].env.iter().flatten() {
+            let name = variable.name.as_str();
+            assert!(
+                known.contains(name)
+                    || READ_DIRECTLY.contains(&name)
+                    || FLAGS_OF_THE_KUBERNETES_WORK.contains(&name)
+                    || name == CONTROL_PLANE_URL,
+                "{}: `millrace serve` does not read {name}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_service_selects_the_control_plane_pods_on_a_named_port() {
+    let service: Service =
+        serde_yaml::from_str(&read(&deploy_dir().join("base/service.yaml"))).expect("service.yaml");
+    let spec = service.spec.unwrap();
+    let pod_template = deployment().spec.unwrap().template;
+    let labels = pod_template.metadata.unwrap().labels.unwrap();
+    let selector = spec.selector.expect("a selector");
+    for (key, value) in &selector {
+        assert_eq!(labels.get(key), Some(value), "selector {key}");
+    }
+    let container = &pod_template.spec.unwrap().containers[0];
+    let port_names: BTreeSet<String> = container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| p.name.clone())
+        .collect();
+    for port in spec.ports.unwrap() {
+        match port.target_port {
+            Some(IntOrString::String(name)) => assert!(port_names.contains(&name), "{name}"),
+            other => panic!("target port {other:?} is not a named container port"),
+        }
+    }
+}
+
+#[test]
+fn example_clusters_mirror_the_rest_create_request() {
+    let examples = [
+        ("kafkacluster-ebs.yaml", true),
+        ("kafkacluster-instance-store.yaml", false),
+    ];
+    for (file, persistent) in examples {
+        let path = deploy_dir().join("examples").join(file);
+        let manifest = yaml_file(&path);
+        assert_eq!(
+            manifest["apiVersion"].as_str(),
+            Some("millrace.dev/v1alpha1")
+        );
+        assert_eq!(manifest["kind"].as_str(), Some("KafkaCluster"));
+        let name = manifest["metadata"]["name"].as_str().expect("a name");
+        let mut body = serde_json::to_value(&manifest["spec"]).unwrap();
+        body["clusterName"] = name.into();
+        // deny_unknown_fields: a field the REST request does not have fails here.
+        let request: CreateClusterRequest = serde_json::from_value(body)
+            .unwrap_or_else(|e| panic!("{file}: the spec is no REST create request: {e}"));
+        InstanceType::parse(&request.broker_node_group_info.instance_type)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            request.kafka_version.as_deref(),
+            Some(VersionCatalog::BUILTIN_VERSION),
+            "{file}"
+        );
+        let storage = &request.broker_node_group_info.storage_info;
+        assert_eq!(storage.ebs_storage_info.is_some(), persistent, "{file}");
+        assert_eq!(
+            storage.instance_storage_info.is_some(),
+            !persistent,
+            "{file}"
+        );
+        let zones = request
+            .broker_node_group_info
+            .zones
+            .clone()
+            .unwrap_or_default();
+        assert!(
+            zones.is_empty() || request.number_of_broker_nodes % zones.len() as i64 == 0,
+            "{file}: the broker count is not a multiple of the zones"
+        );
+    }
+}
+
+/// The version the agent image names its broker directory after: `millrace-` and the broker's
+/// crate version (the agent's `parse_version_output`), which is the workspace's version.
+#[test]
+fn the_built_broker_version_is_the_catalogs() {
+    assert_eq!(
+        format!("millrace-{}", env!("CARGO_PKG_VERSION")),
+        VersionCatalog::BUILTIN_VERSION
+    );
+}
+
+/// One instruction of a Dockerfile, continuation lines joined, comments dropped.
+#[derive(Debug)]
+struct Instruction {
+    keyword: String,
+    arguments: String,
+}
+
+fn dockerfile_instructions(text: &str) -> Vec<Instruction> {
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(start) => {
+                current.push_str(start);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                let (keyword, arguments) = current
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((current.as_str(), ""));
+                instructions.push(Instruction {
+                    keyword: keyword.to_ascii_uppercase(),
+                    arguments: arguments.trim().to_owned(),
+                });
+                current.clear();
+            }
+        }
+    }
+    assert!(
+        current.is_empty(),
+        "a continuation line ends the Dockerfile"
+    );
+    instructions
+}
+
+/// Package name -> its `[[bin]]` names, from the workspace members' Cargo.toml files.
+fn workspace_binaries() -> BTreeMap<String, Vec<String>> {
+    let root = repository_root();
+    let workspace = read(&root.join("Cargo.toml"));
+    let members_line = workspace
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .expect("workspace members");
+    let members = members_line
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert!(!members.is_empty());
+    let mut binaries = BTreeMap::new();
+    for member in members {
+        let manifest = read(&root.join(&member).join("Cargo.toml"));
+        let mut section = String::new();
+        let mut package = None;
+        let mut bins = Vec::new();
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.to_owned();
+                continue;
+            }
+            let Some(value) = line
+                .strip_prefix("name")
+                .and_then(|rest| rest.trim_start().strip_prefix('='))
+                .map(|v| v.trim().trim_matches('"').to_owned())
+            else {
+                continue;
+            };
+            match section.as_str() {
+                "[package]" => package = Some(value),
+                "[[bin]]" => bins.push(value),
+                _ => {}
+            }
+        }
+        binaries.insert(package.expect("a package name"), bins);
+    }
+    binaries
+}
+
+/// Checks one Dockerfile: a Rust build stage and a slim non-root runtime stage running what it
+/// built.
+fn check_dockerfile(file: &str, expected_binaries: &[&str]) {
+    let path = deploy_dir().join("docker").join(file);
+    let instructions = dockerfile_instructions(&read(&path));
+    let workspace = workspace_binaries();
+    let stages: Vec<usize> = instructions
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.keyword == "FROM")
+        .map(|(index, _)| index)
+        .collect();
+    assert_eq!(stages.len(), 2, "{file}: a build stage and a runtime stage");
+    let (build, runtime) = instructions.split_at(stages[1]);
+    assert!(
+        build[0].arguments.starts_with("rust:1-bookworm")
+            && build[0].arguments.ends_with("AS build"),
+        "{file}: {:?}",
+        build[0]
+    );
+    assert_eq!(runtime[0].arguments, "debian:bookworm-slim", "{file}");
+
+    // The build stage: cargo builds workspace binaries, `install` puts them under /out.
+    let build_commands: String = build
+        .iter()
+        .filter(|i| i.keyword == "RUN")
+        .map(|i| i.arguments.as_str())
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let words: Vec<&str> = build_commands.split_whitespace().collect();
+    assert!(
+        words.windows(2).any(|w| w == ["cargo", "build"]),
+        "{file}: no cargo build"
+    );
+    for flag in ["--release", "--locked"] {
+        assert!(words.contains(&flag), "{file}: cargo build without {flag}");
+    }
+    let value_of = |flag: &str| -> Vec<String> {
+        words
+            .windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].to_owned())
+            .collect()
+    };
+    let packages = value_of("-p");
+    let built = value_of("--bin");
+    for package in &packages {
+        assert!(
+            workspace.contains_key(package),
+            "{file}: -p {package} is not a member"
+        );
+    }
+    for binary in &built {
+        assert!(
+            packages.iter().any(|p| workspace[p].contains(binary)),
+            "{file}: --bin {binary} is not a [[bin]] of the packages built"
+        );
+    }
+    let mut built_sorted = built.clone();
+    built_sorted.sort();
+    let mut expected: Vec<String> = expected_binaries.iter().map(|b| (*b).to_owned()).collect();
+    expected.sort();
+    assert_eq!(built_sorted, expected, "{file}");
+    let mut outputs = Vec::new();
+    for (index, word) in words.iter().enumerate() {
+        if let Some(binary) = word.strip_prefix("target/release/") {
+            if words[index.saturating_sub(4)..index].contains(&"install") {
+                assert!(
+                    built.iter().any(|b| b == binary),
+                    "{file}: installs unbuilt {binary}"
+                );
+                let destination = words[index + 1].trim_matches('"');
+                assert!(destination.starts_with("/out/"), "{file}: {destination}");
+                outputs.push(destination.to_owned());
+            }
+        }
+    }
+    assert_eq!(
+        outputs.len(),
+        built.len(),
+        "{file}: every binary built is installed"
+    );
+
+    // Sources copied from the build context exist; the runtime stage copies from /out only.
+    let root = repository_root();
+    for instruction in build.iter().filter(|i| i.keyword == "COPY") {
+        let arguments: Vec<&str> = instruction.arguments.split_whitespace().collect();
+        let (destination, sources) = arguments.split_last().expect("COPY arguments");
+        assert!(!destination.is_empty());
+        for source in sources {
+            assert!(
+                root.join(source).exists(),
+                "{file}: COPY {source} does not exist"
+            );
+        }
+    }
+    let mut runtime_files = Vec::new();
+    for instruction in runtime.iter().filter(|i| i.keyword == "COPY") {
+        let arguments: Vec<&str> = instruction.arguments.split_whitespace().collect();
+        assert_eq!(arguments.len(), 3, "{file}: {:?}", instruction);
+        assert_eq!(arguments[0], "--from=build", "{file}: {:?}", instruction);
+        let source = arguments[1];
+        assert!(
+            outputs.iter().any(|o| o == source || o.starts_with(source)),
+            "{file}: COPY {source} is nothing the build stage installed"
+        );
+        runtime_files.push((source.to_owned(), arguments[2].to_owned()));
+    }
+
+    // The runtime stage: non-root, and its entrypoint is a copied binary.
+    let user = runtime
+        .iter()
+        .rfind(|i| i.keyword == "USER")
+        .map(|i| i.arguments.clone())
+        .unwrap_or_default();
+    let uid = user.split(':').next().unwrap_or_default();
+    assert!(
+        !uid.is_empty() && uid != "0" && uid != "root",
+        "{file}: USER {user:?}"
+    );
+    let entrypoint = runtime
+        .iter()
+        .rfind(|i| i.keyword == "ENTRYPOINT")
+        .expect("an ENTRYPOINT");
+    let entrypoint: Vec<String> = serde_json::from_str(&entrypoint.arguments)
+        .unwrap_or_else(|e| panic!("{file}: ENTRYPOINT is not in exec form: {e}"));
+    assert!(
+        runtime_files
+            .iter()
+            .any(|(_, destination)| *destination == entrypoint[0]),
+        "{file}: the entrypoint {} is not copied in",
+        entrypoint[0]
+    );
+    let installs_certificates = runtime
+        .iter()
+        .any(|i| i.keyword == "RUN" && i.arguments.contains("ca-certificates"));
+    assert!(installs_certificates, "{file}: no ca-certificates");
+}
+
+#[test]
+fn the_control_plane_dockerfile_builds_and_runs_millrace() {
+    check_dockerfile("control-plane.Dockerfile", &["millrace"]);
+}
+
+#[test]
+fn the_agent_dockerfile_carries_the_broker_where_the_agent_looks() {
+    check_dockerfile(
+        "broker-agent.Dockerfile",
+        &["millrace-agent", "millrace-broker"],
+    );
+    let text = read(&deploy_dir().join("docker/broker-agent.Dockerfile"));
+    let instructions = dockerfile_instructions(&text);
+    // The agent's --bin-dir holds `<version>/millrace-broker`, <version> being `millrace-` and
+    // the second word of `millrace-broker --version`.
+    let bin_dir = instructions
+        .iter()
+        .filter(|i| i.keyword == "ENV")
+        .flat_map(|i| {
+            i.arguments
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .find_map(|setting| setting.strip_prefix("MILLRACE_BIN_DIR=").map(str::to_owned))
+        .expect("ENV MILLRACE_BIN_DIR");
+    let copied_brokers = instructions
+        .iter()
+        .filter(|i| i.keyword == "COPY")
+        .find(|i| i.arguments.contains("/out/brokers/"))
+        .expect("the brokers are copied");
+    assert!(
+        copied_brokers
+            .arguments
+            .trim_end_matches('/')
+            .ends_with(&bin_dir),
+        "brokers go to {}, the agent looks in {bin_dir}",
+        copied_brokers.arguments
+    );
+    assert!(
+        text.contains(
+            r#"version="millrace-$(target/release/millrace-broker --version | awk '{print $2}')""#
+        ),
+        "the version directory is named as the agent's parse_version_output names versions"
+    );
+    assert!(text.contains(r#""/out/brokers/$version/millrace-broker""#));
+}
+
+#[test]
+fn the_docker_build_context_leaves_out_build_outputs_and_history() {
+    let ignored = read(&repository_root().join(".dockerignore"));
+    let patterns: BTreeSet<&str> = ignored
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for required in ["target/", ".git/"] {
+        assert!(
+            patterns.contains(required),
+            ".dockerignore lacks {required}"
+        );
+    }
+}

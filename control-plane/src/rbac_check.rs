@@ -1,0 +1,815 @@
+//! Test support: the RBAC rules of `deploy/base/rbac.yaml` and the Kubernetes API requests they
+//! must allow. `rules_from_manifest` reads the Roles and ClusterRoles of a (multi-document)
+//! manifest, `verb_of` turns a recorded HTTP request (method, path, query) into the verb, API
+//! group and resource the API server authorizes, and `allowed` answers whether a rule grants
+//! it. The kubernetes platform's and the KafkaCluster controller's mock API servers record
+//! their requests, so their tests can prove the deployed RBAC covers every call they make.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where a rule applies: a Role's rules only in the namespace it is bound in (the platform's),
+/// a ClusterRole's everywhere, including cluster-scoped resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum RuleScope {
+    Namespace,
+    Cluster,
+}
+
+/// One entry of a Role's or ClusterRole's `rules`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rule {
+    /// The Role or ClusterRole it belongs to.
+    pub role: String,
+    pub scope: RuleScope,
+    pub api_groups: Vec<String>,
+    /// `pods`, or `pods/status` for a subresource.
+    pub resources: Vec<String>,
+    pub verbs: Vec<String>,
+    pub resource_names: Vec<String>,
+}
+
+impl Rule {
+    fn grants(&self, verb: &str, api_group: &str, resource: &str) -> bool {
+        // A rule limited to named objects cannot be checked without the name; treat it as not
+        // granting, which can only make the comparison stricter.
+        self.resource_names.is_empty()
+            && matches_any(&self.verbs, verb)
+            && matches_any(&self.api_groups, api_group)
+            && self.resources.iter().any(|r| resource_matches(r, resource))
+    }
+}
+
+fn matches_any(granted: &[String], wanted: &str) -> bool {
+    granted.iter().any(|g| g == "*" || g == wanted)
+}
+
+/// RBAC's resource matching: `*` is everything, `pods/*` is every subresource of pods, and
+/// `*/scale` is the scale subresource of everything.
+fn resource_matches(granted: &str, wanted: &str) -> bool {
+    if granted == "*" || granted == wanted {
+        return true;
+    }
+    match (granted.split_once('/'), wanted.split_once('/')) {
+        (Some((resource, "*")), Some((wanted_resource, _))) => resource == wanted_resource,
+        (Some(("*", sub)), Some((_, wanted_sub))) => sub == wanted_sub,
+        _ => false,
+    }
+}
+
+/// A manifest that is not the YAML Kubernetes would accept.
+#[derive(Debug)]
+pub(crate) struct ManifestError(String);
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    kind: Option<String>,
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRule {
+    #[serde(default)]
+    api_groups: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    verbs: Vec<String>,
+    #[serde(default)]
+    resource_names: Vec<String>,
+    #[serde(default, rename = "nonResourceURLs")]
+    non_resource_urls: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRole {
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+/// Every document of a multi-document YAML file, as generic values (empty documents skipped).
+pub(crate) fn documents(yaml: &str) -> Result<Vec<serde_yaml::Value>, ManifestError> {
+    let mut documents = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
+        let value = serde_yaml::Value::deserialize(document)
+            .map_err(|e| ManifestError(format!("document {}: {e}", index + 1)))?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    Ok(documents)
+}
+
+/// The rules of every Role and ClusterRole in `yaml`; other kinds are skipped.
+pub(crate) fn parse_rules(yaml: &str) -> Result<Vec<Rule>, ManifestError> {
+    let mut rules = Vec::new();
+    for (index, document) in documents(yaml)?.into_iter().enumerate() {
+        let header: Header = serde_yaml::from_value(document.clone())
+            .map_err(|e| ManifestError(format!("document {}: {e}", index + 1)))?;
+        let scope = match header.kind.as_deref() {
+            Some("Role") => RuleScope::Namespace,
+            Some("ClusterRole") => RuleScope::Cluster,
+            _ => continue,
+        };
+        let role = header.metadata.and_then(|m| m.name).ok_or_else(|| {
+            ManifestError(format!("document {}: a role without a name", index + 1))
+        })?;
+        let raw: RawRole =
+            serde_yaml::from_value(document).map_err(|e| ManifestError(format!("{role}: {e}")))?;
+        for rule in raw.rules {
+            if !rule.non_resource_urls.is_empty() {
+                return Err(ManifestError(format!(
+                    "{role}: nonResourceURLs are not used by Millrace"
+                )));
+            }
+            rules.push(Rule {
+                role: role.clone(),
+                scope,
+                api_groups: rule.api_groups,
+                resources: rule.resources,
+                verbs: rule.verbs,
+                resource_names: rule.resource_names,
+            });
+        }
+    }
+    Ok(rules)
+}
+
+/// The rules of every Role and ClusterRole in `yaml`. Test support: a manifest that does not
+/// parse fails the test with the parser's message.
+pub(crate) fn rules_from_manifest(yaml: &str) -> Vec<Rule> {
+    parse_rules(yaml).unwrap_or_else(|e| panic!("the RBAC manifest does not parse: {e}"))
+}
+
+/// Whether any rule grants `verb` on `resource` (`pods`, or `pods/status`) of `api_group`
+/// (`""` for the core group), in the namespace a Role is bound in.
+pub(crate) fn allowed(rules: &[Rule], verb: &str, api_group: &str, resource: &str) -> bool {
+    rules.iter().any(|r| r.grants(verb, api_group, resource))
+}
+
+/// Whether a ClusterRole grants it: what a request on a cluster-scoped resource, or across all
+/// namespaces, needs.
+pub(crate) fn allowed_cluster_wide(
+    rules: &[Rule],
+    verb: &str,
+    api_group: &str,
+    resource: &str,
+) -> bool {
+    rules
+        .iter()
+        .any(|r| r.scope == RuleScope::Cluster && r.grants(verb, api_group, resource))
+}
+
+/// What the API server authorizes for one HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiRequest {
+    pub verb: &'static str,
+    /// `""` for the core group (`/api/v1`).
+    pub api_group: String,
+    pub version: String,
+    /// None for cluster-scoped resources and for requests across all namespaces.
+    pub namespace: Option<String>,
+    pub resource: String,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+impl ApiRequest {
+    /// The resource as RBAC names it: `pods` or `pods/status`.
+    pub(crate) fn rbac_resource(&self) -> String {
+        match &self.subresource {
+            Some(sub) => format!("{}/{sub}", self.resource),
+            None => self.resource.clone(),
+        }
+    }
+
+    /// Whether `rules` allow this request: a namespaced request by any rule (a Role is bound in
+    /// the namespace the platform works in), anything else only by a ClusterRole.
+    pub(crate) fn allowed_by(&self, rules: &[Rule]) -> bool {
+        let resource = self.rbac_resource();
+        if self.namespace.is_some() {
+            allowed(rules, self.verb, &self.api_group, &resource)
+        } else {
+            allowed_cluster_wide(rules, self.verb, &self.api_group, &resource)
+        }
+    }
+}
+
+impl fmt::Display for ApiRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let group = if self.api_group.is_empty() {
+            "core"
+        } else {
+            &self.api_group
+        };
+        write!(f, "{} {group}/{}", self.verb, self.rbac_resource())?;
+        match &self.namespace {
+            Some(ns) => write!(f, " in namespace {ns}"),
+            None => write!(f, " cluster-wide"),
+        }
+    }
+}
+
+/// Maps an HTTP request to the Kubernetes verb, group and resource it is authorized as (the
+/// API server's request-info rules): GET of a collection is `list` (or `watch` with
+/// `watch=true`), GET of an object `get`, POST `create`, PUT `update`, PATCH `patch`, DELETE of
+/// an object `delete` and of a collection `deletecollection`. `path` may carry the query too.
+pub(crate) fn verb_of(method: &str, path: &str, query: &str) -> Result<ApiRequest, String> {
+    let (path, inline_query) = path.split_once('?').unwrap_or((path, ""));
+    let query = [inline_query, query]
+        .iter()
+        .filter(|q| !q.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("&");
+    let parameters: Vec<(String, String)> = serde_urlencoded::from_str(&query)
+        .map_err(|e| format!("query {query:?} does not parse: {e}"))?;
+    let watch_parameter = parameters
+        .iter()
+        .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (api_group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] => (String::new(), (*version).to_owned(), rest),
+        ["apis", group, version, rest @ ..] => ((*group).to_owned(), (*version).to_owned(), rest),
+        _ => return Err(format!("{path:?} is not a Kubernetes API resource path")),
+    };
+    // The deprecated /watch/ prefix: GET /api/v1/watch/namespaces/ns/pods.
+    let (watch_prefix, rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
+    let (namespace, resource, name, subresource) = match rest {
+        [] => return Err(format!("{path:?} names no resource")),
+        // Namespaces themselves are cluster-scoped, with status and finalize subresources.
+        ["namespaces"] => (None, "namespaces", None, None),
+        ["namespaces", name] => (None, "namespaces", Some(*name), None),
+        ["namespaces", name, sub @ ("status" | "finalize")] => {
+            (None, "namespaces", Some(*name), Some(*sub))
+        }
+        ["namespaces", ns, resource] => (Some(*ns), *resource, None, None),
+        ["namespaces", ns, resource, name] => (Some(*ns), *resource, Some(*name), None),
+        ["namespaces", ns, resource, name, sub] => (Some(*ns), *resource, Some(*name), Some(*sub)),
+        [resource] => (None, *resource, None, None),
+        [resource, name] => (None, *resource, Some(*name), None),
+        [resource, name, sub] => (None, *resource, Some(*name), Some(*sub)),
+        _ => {
+            return Err(format!(
+                "{path:?} has too many segments for a resource path"
+            ))
+        }
+    };
+    let verb = match (method.to_ascii_uppercase().as_str(), name.is_some()) {
+        ("GET" | "HEAD", _) if watch_prefix || watch_parameter => "watch",
+        ("GET" | "HEAD", true) => "get",
+        ("GET" | "HEAD", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (other, _) => return Err(format!("{other} is not a Kubernetes API method")),
+    };
+    Ok(ApiRequest {
+        verb,
+        api_group,
+        version,
+        namespace: namespace.map(str::to_owned),
+        resource: resource.to_owned(),
+        name: name.map(str::to_owned),
+        subresource: subresource.map(str::to_owned),
+    })
+}
+
+/// The requests (method, path, query) that `rules` do not allow, each with the reason, for a
+/// test to print. A request that does not parse counts as not allowed.
+pub(crate) fn denied_requests<'a>(
+    rules: &[Rule],
+    requests: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<String> {
+    let mut denied = BTreeMap::new();
+    for (method, path, query) in requests {
+        match verb_of(method, path, query) {
+            Ok(request) if request.allowed_by(rules) => {}
+            Ok(request) => {
+                denied.insert(request.to_string(), format!("{method} {path}?{query}"));
+            }
+            Err(e) => {
+                denied.insert(e, format!("{method} {path}?{query}"));
+            }
+        }
+    }
+    denied
+        .into_iter()
+        .map(|(why, example)| format!("{why} (e.g. {example})"))
+        .collect()
+}
+
+/// The repository's `deploy/` directory.
+pub(crate) fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("control-plane/ has a parent")
+        .join("deploy")
+}
+
+/// The rules of the committed `deploy/base/rbac.yaml`.
+pub(crate) fn deployed_rules() -> Vec<Rule> {
+    let path = deploy_dir().join("base/rbac.yaml");
+    let yaml = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    rules_from_manifest(&yaml)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, path: &str, query: &str) -> ApiRequest {
+        verb_of(method, path, query).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn summary(r: &ApiRequest) -> (String, String, Option<String>, Option<String>) {
+        (
+            r.verb.to_owned(),
+            format!("{}:{}", r.api_group, r.rbac_resource()),
+            r.namespace.clone(),
+            r.name.clone(),
+        )
+    }
+
+    #[test]
+    fn core_pod_requests_map_to_their_verbs() {
+        let cases = [
+            ("GET", "/api/v1/namespaces/m/pods", "", "list", None),
+            (
+                "GET",
+                "/api/v1/namespaces/m/pods",
+                "watch=true&resourceVersion=7",
+                "watch",
+                None,
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/m/pods",
+                "&watch=1",
+                "watch",
+                None,
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/m/pods/b-0",
+                "",
+                "get",
+                Some("b-0"),
+            ),
+            ("POST", "/api/v1/namespaces/m/pods", "", "create", None),
+            (
+                "PATCH",
+                "/api/v1/namespaces/m/pods/b-0",
+                "fieldManager=millrace",
+                "patch",
+                Some("b-0"),
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/m/pods/b-0",
+                "",
+                "update",
+                Some("b-0"),
+            ),
+            (
+                "DELETE",
+                "/api/v1/namespaces/m/pods/b-0",
+                "",
+                "delete",
+                Some("b-0"),
+            ),
+            (
+                "DELETE",
+                "/api/v1/namespaces/m/pods",
+                "labelSelector=a%3Db",
+                "deletecollection",
+                None,
+            ),
+        ];
+        for (method, path, query, verb, name) in cases {
+            let r = request(method, path, query);
+            assert_eq!(r.verb, verb, "{method} {path}?{query}");
+            assert_eq!(r.api_group, "");
+            assert_eq!(r.version, "v1");
+            assert_eq!(r.namespace.as_deref(), Some("m"));
+            assert_eq!(r.rbac_resource(), "pods");
+            assert_eq!(r.name.as_deref(), name);
+        }
+    }
+
+    #[test]
+    fn group_resources_subresources_and_cluster_scope() {
+        assert_eq!(
+            summary(&request(
+                "PATCH",
+                "/apis/millrace.dev/v1alpha1/namespaces/default/kafkaclusters/orders/status",
+                "fieldManager=millrace&force=true",
+            )),
+            (
+                "patch".into(),
+                "millrace.dev:kafkaclusters/status".into(),
+                Some("default".into()),
+                Some("orders".into())
+            )
+        );
+        assert_eq!(
+            summary(&request(
+                "GET",
+                "/apis/storage.k8s.io/v1/storageclasses/standard",
+                ""
+            )),
+            (
+                "get".into(),
+                "storage.k8s.io:storageclasses".into(),
+                None,
+                Some("standard".into())
+            )
+        );
+        // Watching KafkaClusters in every namespace is a cluster-wide request.
+        assert_eq!(
+            summary(&request(
+                "GET",
+                "/apis/millrace.dev/v1alpha1/kafkaclusters?watch=true&timeoutSeconds=290",
+                ""
+            )),
+            (
+                "watch".into(),
+                "millrace.dev:kafkaclusters".into(),
+                None,
+                None
+            )
+        );
+        assert_eq!(
+            summary(&request(
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/default/events",
+                ""
+            )),
+            (
+                "create".into(),
+                "events.k8s.io:events".into(),
+                Some("default".into()),
+                None
+            )
+        );
+        assert_eq!(
+            summary(&request(
+                "POST",
+                "/api/v1/namespaces/m/pods/b-0/eviction",
+                ""
+            )),
+            (
+                "create".into(),
+                ":pods/eviction".into(),
+                Some("m".into()),
+                Some("b-0".into())
+            )
+        );
+    }
+
+    #[test]
+    fn namespaces_are_cluster_scoped_objects() {
+        assert_eq!(
+            summary(&request("POST", "/api/v1/namespaces", "")),
+            ("create".into(), ":namespaces".into(), None, None)
+        );
+        assert_eq!(
+            summary(&request("DELETE", "/api/v1/namespaces/millrace-c1", "")),
+            (
+                "delete".into(),
+                ":namespaces".into(),
+                None,
+                Some("millrace-c1".into())
+            )
+        );
+        assert_eq!(
+            summary(&request(
+                "PUT",
+                "/api/v1/namespaces/millrace-c1/finalize",
+                ""
+            )),
+            (
+                "update".into(),
+                ":namespaces/finalize".into(),
+                None,
+                Some("millrace-c1".into())
+            )
+        );
+        assert_eq!(
+            summary(&request("GET", "/api/v1/watch/namespaces/m/pods", "")),
+            ("watch".into(), ":pods".into(), Some("m".into()), None)
+        );
+    }
+
+    #[test]
+    fn requests_that_are_not_resource_requests_are_errors() {
+        for (method, path, query) in [
+            ("GET", "/healthz", ""),
+            ("GET", "/api", ""),
+            ("GET", "/apis/apps", ""),
+            ("GET", "/api/v1/namespaces/m/pods/b-0/log/extra", ""),
+            ("TRACE", "/api/v1/namespaces/m/pods", ""),
+        ] {
+            assert!(
+                verb_of(method, path, query).is_err(),
+                "{method} {path}?{query} was accepted"
+            );
+        }
+    }
+
+    fn rules(yaml: &str) -> Vec<Rule> {
+        rules_from_manifest(yaml)
+    }
+
+    const SAMPLE: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sa}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: r}
+rules:
+  - apiGroups: [""]
+    resources: ["pods", "pods/*"]
+    verbs: ["get", "watch"]
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    resourceNames: ["one"]
+    verbs: ["delete"]
+---
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: c}
+rules:
+  - apiGroups: ["apps"]
+    resources: ["*/scale"]
+    verbs: ["patch"]
+"#;
+
+    #[test]
+    fn rules_are_read_from_roles_and_cluster_roles_only() {
+        let rules = rules(SAMPLE);
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[0].role, "r");
+        assert_eq!(rules[0].scope, RuleScope::Namespace);
+        assert_eq!(rules[2].scope, RuleScope::Cluster);
+        assert_eq!(rules[1].resource_names, ["one"]);
+    }
+
+    #[test]
+    fn allowed_matches_verbs_groups_resources_and_subresources() {
+        let rules = rules(SAMPLE);
+        assert!(allowed(&rules, "get", "", "pods"));
+        assert!(allowed(&rules, "watch", "", "pods/log"));
+        assert!(!allowed(&rules, "list", "", "pods"));
+        assert!(!allowed(&rules, "get", "apps", "pods"));
+        assert!(!allowed(&rules, "get", "", "services"));
+        // Limited to one named config map: not a grant for config maps in general.
+        assert!(!allowed(&rules, "delete", "", "configmaps"));
+        assert!(allowed(&rules, "patch", "apps", "deployments/scale"));
+        assert!(!allowed(&rules, "patch", "apps", "deployments"));
+        // Role rules do not reach cluster-wide requests.
+        assert!(!allowed_cluster_wide(&rules, "get", "", "pods"));
+        assert!(allowed_cluster_wide(
+            &rules,
+            "patch",
+            "apps",
+            "statefulsets/scale"
+        ));
+    }
+
+    #[test]
+    fn namespaced_requests_use_any_rule_others_only_cluster_roles() {
+        let rules = rules(SAMPLE);
+        assert!(request("GET", "/api/v1/namespaces/m/pods/b-0", "").allowed_by(&rules));
+        assert!(!request("GET", "/api/v1/pods", "watch=true").allowed_by(&rules));
+        let denied = denied_requests(
+            &rules,
+            [
+                ("GET", "/api/v1/namespaces/m/pods/b-0", ""),
+                ("GET", "/api/v1/namespaces/m/pods", ""),
+                ("GET", "/api/v1/namespaces/m/pods", "limit=500"),
+                ("POST", "/nonsense", ""),
+            ],
+        );
+        assert_eq!(denied.len(), 2, "{denied:#?}");
+        assert!(denied[0].starts_with("\"/nonsense\""), "{denied:#?}");
+        assert!(
+            denied[1].starts_with("list core/pods in namespace m"),
+            "{denied:#?}"
+        );
+    }
+
+    #[test]
+    fn malformed_manifests_are_errors_not_panics() {
+        assert!(parse_rules("kind: Role\nmetadata: {name: r}\nrules: 7\n").is_err());
+        assert!(parse_rules("kind: Role\nrules: []\n").is_err());
+        assert!(parse_rules("kind: [unclosed\n").is_err());
+        assert!(parse_rules(
+            "kind: ClusterRole\nmetadata: {name: c}\nrules:\n  - nonResourceURLs: [\"/metrics\"]\n    verbs: [get]\n"
+        )
+        .is_err());
+    }
+
+    // The committed deploy/base/rbac.yaml.
+
+    #[test]
+    fn deployed_rbac_has_no_wildcards() {
+        let rules = deployed_rules();
+        assert!(!rules.is_empty());
+        for rule in &rules {
+            for list in [&rule.api_groups, &rule.resources, &rule.verbs] {
+                assert!(!list.is_empty(), "{rule:?} has an empty list");
+                assert!(
+                    list.iter().all(|item| !item.contains('*')),
+                    "{rule:?} has a wildcard"
+                );
+            }
+        }
+    }
+
+    /// What the kubernetes platform (in its namespace) and the KafkaCluster controller (in
+    /// every namespace) use; the mock API servers' recorded requests are checked against the
+    /// same rules by their own tests.
+    #[test]
+    fn deployed_rbac_grants_what_the_control_plane_uses() {
+        let rules = deployed_rules();
+        let namespaced = [
+            (
+                "",
+                "pods",
+                &["get", "list", "watch", "create", "patch", "delete"][..],
+            ),
+            (
+                "",
+                "persistentvolumeclaims",
+                &["get", "list", "watch", "create", "patch", "delete"],
+            ),
+            (
+                "",
+                "services",
+                &["get", "list", "create", "patch", "delete"],
+            ),
+            (
+                "",
+                "configmaps",
+                &["get", "list", "create", "patch", "delete"],
+            ),
+            ("", "secrets", &["get", "list", "create", "patch", "delete"]),
+        ];
+        for (group, resource, verbs) in namespaced {
+            for verb in verbs {
+                assert!(allowed(&rules, verb, group, resource), "{verb} {resource}");
+            }
+        }
+        let cluster_wide = [
+            ("storage.k8s.io", "storageclasses", &["get"][..]),
+            (
+                "millrace.dev",
+                "kafkaclusters",
+                &["get", "list", "watch", "patch"],
+            ),
+            ("millrace.dev", "kafkaclusters/status", &["get", "patch"]),
+            ("millrace.dev", "kafkaclusters/finalizers", &["update"]),
+            ("events.k8s.io", "events", &["create", "patch"]),
+        ];
+        for (group, resource, verbs) in cluster_wide {
+            for verb in verbs {
+                assert!(
+                    allowed_cluster_wide(&rules, verb, group, resource),
+                    "{verb} {group}/{resource} cluster-wide"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deployed_rbac_grants_nothing_more() {
+        let rules = deployed_rules();
+        let refused = [
+            ("update", "", "pods"),
+            ("deletecollection", "", "pods"),
+            ("create", "", "pods/exec"),
+            ("watch", "", "secrets"),
+            ("update", "", "secrets"),
+            ("get", "", "nodes"),
+            ("create", "", "namespaces"),
+            ("create", "", "events"),
+            ("create", "millrace.dev", "kafkaclusters"),
+            ("delete", "millrace.dev", "kafkaclusters"),
+            ("update", "millrace.dev", "kafkaclusters"),
+            ("list", "storage.k8s.io", "storageclasses"),
+            ("create", "apps", "statefulsets"),
+            ("get", "coordination.k8s.io", "leases"),
+            ("escalate", "rbac.authorization.k8s.io", "roles"),
+        ];
+        for (verb, group, resource) in refused {
+            assert!(
+                !allowed(&rules, verb, group, resource),
+                "{verb} {group}/{resource} should not be granted"
+            );
+        }
+        // Broker objects are reachable in the platform's namespace only.
+        for resource in [
+            "pods",
+            "persistentvolumeclaims",
+            "services",
+            "configmaps",
+            "secrets",
+        ] {
+            assert!(
+                !allowed_cluster_wide(&rules, "get", "", resource),
+                "{resource} granted cluster-wide"
+            );
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Binding {
+        kind: String,
+        role_ref: RoleRef,
+        subjects: Vec<Subject>,
+    }
+
+    #[derive(Deserialize)]
+    struct RoleRef {
+        kind: String,
+        name: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Subject {
+        kind: String,
+        name: String,
+    }
+
+    #[test]
+    fn deployed_bindings_give_the_roles_to_the_control_planes_service_account() {
+        let dir = deploy_dir().join("base");
+        let rbac = std::fs::read_to_string(dir.join("rbac.yaml")).unwrap();
+        let accounts = std::fs::read_to_string(dir.join("serviceaccount.yaml")).unwrap();
+        let account: serde_yaml::Value = serde_yaml::from_str(&accounts).unwrap();
+        let account_name = account["metadata"]["name"].as_str().unwrap().to_owned();
+        let roles: Vec<(String, RuleScope)> = rules_from_manifest(&rbac)
+            .into_iter()
+            .map(|r| (r.role, r.scope))
+            .collect();
+        let mut bound = Vec::new();
+        for document in documents(&rbac).unwrap() {
+            let kind = document["kind"].as_str().unwrap_or_default();
+            if kind != "RoleBinding" && kind != "ClusterRoleBinding" {
+                continue;
+            }
+            let binding: Binding = serde_yaml::from_value(document).unwrap();
+            let scope = match binding.role_ref.kind.as_str() {
+                "Role" => RuleScope::Namespace,
+                "ClusterRole" => RuleScope::Cluster,
+                other => panic!("{} binds a {other}", binding.kind),
+            };
+            assert!(
+                roles.contains(&(binding.role_ref.name.clone(), scope)),
+                "{} binds {} {}, which rbac.yaml does not define",
+                binding.kind,
+                binding.role_ref.kind,
+                binding.role_ref.name
+            );
+            for subject in &binding.subjects {
+                assert_eq!(
+                    (subject.kind.as_str(), subject.name.as_str()),
+                    ("ServiceAccount", account_name.as_str())
+                );
+            }
+            bound.push((binding.role_ref.name, scope));
+        }
+        bound.sort();
+        let mut defined = roles;
+        defined.sort();
+        defined.dedup();
+        assert_eq!(bound, defined, "every role is bound exactly once");
+    }
+}
