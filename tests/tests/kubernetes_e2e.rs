@@ -589,6 +589,55 @@ fn wait_until_gone(kind: &str, names: &[String]) {
     }
 }
 
+/// The kinds `kubectl kustomize` renders from a kustomization under deploy/.
+fn kustomize_kinds(relative: &str) -> Vec<String> {
+    let dir = deploy_dir().join(relative);
+    let run = kubectl(&["kustomize", &dir.to_string_lossy()]).assert_success();
+    run.stdout()
+        .lines()
+        .filter_map(|line| line.strip_prefix("kind: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// kustomize's own rules (files only from inside a kustomization's directory, no cycles, name
+/// references to generated Secrets), checked offline: no cluster needed, only kubectl.
+#[test]
+#[ignore = "needs kubectl (offline: kubectl kustomize)"]
+fn kustomizations_build() {
+    let base = kustomize_kinds("base");
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    ] {
+        assert!(
+            base.iter().any(|k| k == kind),
+            "base has no {kind}: {base:?}"
+        );
+    }
+    let dev = kustomize_kinds("overlays/dev");
+    assert_eq!(
+        dev.iter().filter(|k| *k == "Secret").count(),
+        2,
+        "the dev overlay generates the database and admin-token Secrets: {dev:?}"
+    );
+    assert!(
+        deploy_dir().join("crd.yaml").is_file(),
+        "deploy/crd.yaml: run `millrace crd`"
+    );
+    let everything = kustomize_kinds(".");
+    assert!(
+        everything.iter().any(|k| k == "CustomResourceDefinition"),
+        "deploy/ renders no CRD: {everything:?}"
+    );
+}
+
 #[test]
 fn broker_counts_are_multiples_of_the_zones() {
     assert_eq!(broker_count_for(1), 3);
