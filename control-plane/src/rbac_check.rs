@@ -3,7 +3,16 @@
 //! manifest, `verb_of` turns a recorded HTTP request (method, path, query) into the verb, API
 //! group and resource the API server authorizes, and `allowed` answers whether a rule grants
 //! it. The kubernetes platform's and the KafkaCluster controller's mock API servers record
-//! their requests, so their tests can prove the deployed RBAC covers every call they make.
+//! their requests, so their tests can prove the deployed RBAC covers every call they make:
+//!
+//! ```ignore
+//! let recorded = testing::run_all_scenarios().await;
+//! let denied = rbac_check::denied_requests(
+//!     &rbac_check::deployed_rules(),
+//!     recorded.iter().map(|r| (r.method.as_str(), r.path.as_str(), r.query.as_str())),
+//! );
+//! assert!(denied.is_empty(), "deploy/base/rbac.yaml does not allow: {denied:#?}");
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
