@@ -255,22 +255,21 @@ fn the_database_url_comes_from_a_secret() {
     assert_ne!(secret.optional, Some(true), "the database URL is required");
 }
 
-/// `millrace serve` flags the kubernetes platform and KafkaCluster work adds (each with its
-/// MILLRACE_* variable), set by the Deployment ahead of them. Once a flag exists this test
-/// fails, asking for its name to be removed from here so that it is checked like the others.
-const FLAGS_OF_THE_KUBERNETES_WORK: [&str; 4] = [
+/// `millrace serve` flags added by the kubernetes platform (branch k8s-platform) and the
+/// KafkaCluster controller (branch k8s-crd), which the Deployment sets ahead of their merge.
+/// Once a flag exists here this test fails, asking for its name to be removed from this list so
+/// that it is checked like the others.
+const FLAGS_OF_THE_KUBERNETES_WORK: [&str; 6] = [
     "MILLRACE_PLATFORM",
     "MILLRACE_KUBERNETES_NAMESPACE",
     "MILLRACE_AGENT_IMAGE",
+    "MILLRACE_AGENT_BIN_DIR",
+    "MILLRACE_CONTROL_PLANE_URL",
     "MILLRACE_WATCH_KAFKACLUSTERS",
 ];
 
 /// Read with std::env rather than as flags: the log filter and the admin token.
 const READ_DIRECTLY: [&str; 2] = ["MILLRACE_LOG", "MILLRACE_ADMIN_TOKEN"];
-
-/// Also expected from the kubernetes work: where agents reach the control plane (today the
-/// server derives it from its listen address, which agents in other pods cannot use).
-const CONTROL_PLANE_URL: &str = "MILLRACE_CONTROL_PLANE_URL";
 
 fn serve_environment_variables() -> BTreeSet<String> {
     let command = Cli::command();
@@ -287,14 +286,11 @@ fn serve_environment_variables() -> BTreeSet<String> {
 #[test]
 fn the_deployment_sets_only_variables_millrace_serve_reads() {
     let known = serve_environment_variables();
-    for pending in FLAGS_OF_THE_KUBERNETES_WORK
-        .iter()
-        .chain([&CONTROL_PLANE_URL])
-    {
+    for pending in FLAGS_OF_THE_KUBERNETES_WORK {
         assert!(
-            !known.contains(*pending),
+            !known.contains(pending),
             "`millrace serve` reads {pending} now: remove it from FLAGS_OF_THE_KUBERNETES_WORK \
-             / CONTROL_PLANE_URL in deploy_manifests.rs"
+             in deploy_manifests.rs"
         );
     }
     let mut paths = vec![deploy_dir().join("base/deployment.yaml")];
@@ -307,8 +303,7 @@ fn the_deployment_sets_only_variables_millrace_serve_reads() {
             assert!(
                 known.contains(name)
                     || READ_DIRECTLY.contains(&name)
-                    || FLAGS_OF_THE_KUBERNETES_WORK.contains(&name)
-                    || name == CONTROL_PLANE_URL,
+                    || FLAGS_OF_THE_KUBERNETES_WORK.contains(&name),
                 "{}: `millrace serve` does not read {name}",
                 path.display()
             );
@@ -484,7 +479,7 @@ fn workspace_binaries() -> BTreeMap<String, Vec<String>> {
 
 /// Checks one Dockerfile: a Rust build stage and a slim non-root runtime stage running what it
 /// built.
-fn check_dockerfile(file: &str, expected_binaries: &[&str]) {
+fn check_dockerfile(file: &str, expected_binaries: &[&str]) -> Image {
     let path = deploy_dir().join("docker").join(file);
     let instructions = dockerfile_instructions(&read(&path));
     let workspace = workspace_binaries();
@@ -578,17 +573,35 @@ fn check_dockerfile(file: &str, expected_binaries: &[&str]) {
             );
         }
     }
-    let mut runtime_files = Vec::new();
+    // Where each installed build output lands in the image.
+    let mut files = BTreeMap::new();
     for instruction in runtime.iter().filter(|i| i.keyword == "COPY") {
         let arguments: Vec<&str> = instruction.arguments.split_whitespace().collect();
-        assert_eq!(arguments.len(), 3, "{file}: {:?}", instruction);
-        assert_eq!(arguments[0], "--from=build", "{file}: {:?}", instruction);
-        let source = arguments[1];
+        assert_eq!(arguments.len(), 3, "{file}: {instruction:?}");
+        assert_eq!(arguments[0], "--from=build", "{file}: {instruction:?}");
+        let (source, destination) = (arguments[1], arguments[2]);
+        let before = files.len();
+        for output in &outputs {
+            let image_path = if output == source {
+                match destination.strip_suffix('/') {
+                    Some(dir) => format!("{dir}/{}", output.rsplit('/').next().unwrap_or_default()),
+                    None => destination.to_owned(),
+                }
+            } else if let Some(relative) = source
+                .ends_with('/')
+                .then(|| output.strip_prefix(source))
+                .flatten()
+            {
+                format!("{}/{relative}", destination.trim_end_matches('/'))
+            } else {
+                continue;
+            };
+            files.insert(image_path, output.clone());
+        }
         assert!(
-            outputs.iter().any(|o| o == source || o.starts_with(source)),
+            files.len() > before,
             "{file}: COPY {source} is nothing the build stage installed"
         );
-        runtime_files.push((source.to_owned(), arguments[2].to_owned()));
     }
 
     // The runtime stage: non-root, and its entrypoint is a copied binary.
@@ -609,64 +622,76 @@ fn check_dockerfile(file: &str, expected_binaries: &[&str]) {
     let entrypoint: Vec<String> = serde_json::from_str(&entrypoint.arguments)
         .unwrap_or_else(|e| panic!("{file}: ENTRYPOINT is not in exec form: {e}"));
     assert!(
-        runtime_files
-            .iter()
-            .any(|(_, destination)| *destination == entrypoint[0]),
-        "{file}: the entrypoint {} is not copied in",
+        files.contains_key(&entrypoint[0]),
+        "{file}: the entrypoint {} is not copied in ({files:?})",
         entrypoint[0]
     );
     let installs_certificates = runtime
         .iter()
         .any(|i| i.keyword == "RUN" && i.arguments.contains("ca-certificates"));
     assert!(installs_certificates, "{file}: no ca-certificates");
+    let environment = runtime
+        .iter()
+        .filter(|i| i.keyword == "ENV")
+        .flat_map(|i| i.arguments.split_whitespace())
+        .filter_map(|setting| setting.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    Image {
+        files,
+        entrypoint: entrypoint[0].clone(),
+        environment,
+    }
+}
+
+/// What a Dockerfile's runtime stage holds.
+struct Image {
+    /// Path in the image -> the build stage's output copied there.
+    files: BTreeMap<String, String>,
+    entrypoint: String,
+    environment: BTreeMap<String, String>,
 }
 
 #[test]
 fn the_control_plane_dockerfile_builds_and_runs_millrace() {
-    check_dockerfile("control-plane.Dockerfile", &["millrace"]);
+    let image = check_dockerfile("control-plane.Dockerfile", &["millrace"]);
+    assert_eq!(image.entrypoint, "/usr/local/bin/millrace");
+    // The Deployment's settings win, but the image alone listens beyond loopback.
+    assert_eq!(image.environment["MILLRACE_LISTEN"], "0.0.0.0:8080");
 }
 
+/// The kubernetes platform runs `<agent bin dir>/millrace-agent --bin-dir <agent bin dir>
+/// --broker-version <version>`, and the agent finds `<bin dir>/<version>/millrace-broker`,
+/// <version> being `millrace-` and the second word of `millrace-broker --version`.
 #[test]
 fn the_agent_dockerfile_carries_the_broker_where_the_agent_looks() {
-    check_dockerfile(
+    let image = check_dockerfile(
         "broker-agent.Dockerfile",
         &["millrace-agent", "millrace-broker"],
     );
-    let text = read(&deploy_dir().join("docker/broker-agent.Dockerfile"));
-    let instructions = dockerfile_instructions(&text);
-    // The agent's --bin-dir holds `<version>/millrace-broker`, <version> being `millrace-` and
-    // the second word of `millrace-broker --version`.
-    let bin_dir = instructions
-        .iter()
-        .filter(|i| i.keyword == "ENV")
-        .flat_map(|i| {
-            i.arguments
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .find_map(|setting| setting.strip_prefix("MILLRACE_BIN_DIR=").map(str::to_owned))
-        .expect("ENV MILLRACE_BIN_DIR");
-    let copied_brokers = instructions
-        .iter()
-        .filter(|i| i.keyword == "COPY")
-        .find(|i| i.arguments.contains("/out/brokers/"))
-        .expect("the brokers are copied");
-    assert!(
-        copied_brokers
-            .arguments
-            .trim_end_matches('/')
-            .ends_with(&bin_dir),
-        "brokers go to {}, the agent looks in {bin_dir}",
-        copied_brokers.arguments
+    let bin_dir = image.environment["MILLRACE_BIN_DIR"].clone();
+    assert_eq!(image.entrypoint, format!("{bin_dir}/millrace-agent"));
+    let broker = format!("{bin_dir}/$version/millrace-broker");
+    assert_eq!(
+        image.files.get(&broker).map(String::as_str),
+        Some("/out/bin/$version/millrace-broker"),
+        "the broker is not at {broker}: {:?}",
+        image.files
     );
+    let text = read(&deploy_dir().join("docker/broker-agent.Dockerfile"));
     assert!(
         text.contains(
             r#"version="millrace-$(target/release/millrace-broker --version | awk '{print $2}')""#
         ),
         "the version directory is named as the agent's parse_version_output names versions"
     );
-    assert!(text.contains(r#""/out/brokers/$version/millrace-broker""#));
+    let pod = deployment().spec.unwrap().template.spec.unwrap();
+    let env = pod.containers[0].env.clone().unwrap();
+    assert_eq!(
+        env_value(&env, "MILLRACE_AGENT_BIN_DIR"),
+        bin_dir,
+        "the Deployment tells the platform another bin dir than the image has"
+    );
 }
 
 #[test]
