@@ -13,6 +13,10 @@
 //! );
 //! assert!(denied.is_empty(), "deploy/base/rbac.yaml does not allow: {denied:#?}");
 //! ```
+//!
+//! `deployed_rules()` are the rules of the default install (broker objects in the control
+//! plane's namespace); scenarios of `--namespace-per-cluster` are checked against
+//! `deployed_rules_namespace_per_cluster()`, which adds the component that mode needs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -337,12 +341,97 @@ pub(crate) fn deploy_dir() -> PathBuf {
         .join("deploy")
 }
 
-/// The rules of the committed `deploy/base/rbac.yaml`.
+/// A RoleBinding or ClusterRoleBinding: which role it gives to whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Binding {
+    pub kind: String,
+    pub role: (RuleScope, String),
+    /// (kind, name) of each subject.
+    pub subjects: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBinding {
+    role_ref: RawRoleRef,
+    #[serde(default)]
+    subjects: Vec<RawSubject>,
+}
+
+#[derive(Deserialize)]
+struct RawRoleRef {
+    kind: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct RawSubject {
+    kind: String,
+    name: String,
+}
+
+/// The RoleBindings and ClusterRoleBindings in `yaml`.
+pub(crate) fn parse_bindings(yaml: &str) -> Result<Vec<Binding>, ManifestError> {
+    let mut bindings = Vec::new();
+    for (index, document) in documents(yaml)?.into_iter().enumerate() {
+        let kind = document["kind"].as_str().unwrap_or_default().to_owned();
+        if kind != "RoleBinding" && kind != "ClusterRoleBinding" {
+            continue;
+        }
+        let raw: RawBinding = serde_yaml::from_value(document)
+            .map_err(|e| ManifestError(format!("document {}: {e}", index + 1)))?;
+        let scope = match raw.role_ref.kind.as_str() {
+            "Role" => RuleScope::Namespace,
+            "ClusterRole" => RuleScope::Cluster,
+            other => {
+                return Err(ManifestError(format!(
+                    "document {}: roleRef kind {other}",
+                    index + 1
+                )))
+            }
+        };
+        bindings.push(Binding {
+            kind,
+            role: (scope, raw.role_ref.name),
+            subjects: raw.subjects.into_iter().map(|s| (s.kind, s.name)).collect(),
+        });
+    }
+    Ok(bindings)
+}
+
+fn read_deploy_file(relative: &str) -> String {
+    let path = deploy_dir().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The base RBAC manifest and the extra binding of the namespace-per-cluster component.
+pub(crate) const RBAC_MANIFEST: &str = "base/rbac.yaml";
+pub(crate) const NAMESPACE_PER_CLUSTER_BINDING: &str =
+    "components/namespace-per-cluster/clusterrolebinding.yaml";
+
+/// The rules `rbac.yaml` defines for roles that `binding_files` bind.
+fn rules_bound_by(binding_files: &[&str]) -> Vec<Rule> {
+    let mut bound = Vec::new();
+    for file in binding_files {
+        let bindings = parse_bindings(&read_deploy_file(file))
+            .unwrap_or_else(|e| panic!("{file} does not parse: {e}"));
+        bound.extend(bindings.into_iter().map(|b| b.role));
+    }
+    rules_from_manifest(&read_deploy_file(RBAC_MANIFEST))
+        .into_iter()
+        .filter(|rule| bound.contains(&(rule.scope, rule.role.clone())))
+        .collect()
+}
+
+/// What the control plane may do as `deploy/base` installs it: broker objects in its own
+/// namespace.
 pub(crate) fn deployed_rules() -> Vec<Rule> {
-    let path = deploy_dir().join("base/rbac.yaml");
-    let yaml = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    rules_from_manifest(&yaml)
+    rules_bound_by(&[RBAC_MANIFEST])
+}
+
+/// What it may do with `deploy/components/namespace-per-cluster` added.
+pub(crate) fn deployed_rules_namespace_per_cluster() -> Vec<Rule> {
+    rules_bound_by(&[RBAC_MANIFEST, NAMESPACE_PER_CLUSTER_BINDING])
 }
 
 #[cfg(test)]
@@ -638,6 +727,8 @@ rules:
         assert!(parse_rules("kind: Role\nmetadata: {name: r}\nrules: 7\n").is_err());
         assert!(parse_rules("kind: Role\nrules: []\n").is_err());
         assert!(parse_rules("kind: [unclosed\n").is_err());
+        assert!(parse_bindings("kind: RoleBinding\nroleRef: {kind: User, name: x}\n").is_err());
+        assert!(parse_bindings("kind: ClusterRoleBinding\nsubjects: []\n").is_err());
         assert!(parse_rules(
             "kind: ClusterRole\nmetadata: {name: c}\nrules:\n  - nonResourceURLs: [\"/metrics\"]\n    verbs: [get]\n"
         )
@@ -648,7 +739,7 @@ rules:
 
     #[test]
     fn deployed_rbac_has_no_wildcards() {
-        let rules = deployed_rules();
+        let rules = rules_from_manifest(&read_deploy_file(RBAC_MANIFEST));
         assert!(!rules.is_empty());
         for rule in &rules {
             for list in [&rule.api_groups, &rule.resources, &rule.verbs] {
@@ -757,68 +848,80 @@ rules:
         }
     }
 
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Binding {
-        kind: String,
-        role_ref: RoleRef,
-        subjects: Vec<Subject>,
-    }
-
-    #[derive(Deserialize)]
-    struct RoleRef {
-        kind: String,
-        name: String,
-    }
-
-    #[derive(Deserialize)]
-    struct Subject {
-        kind: String,
-        name: String,
+    #[test]
+    fn deployed_bindings_give_each_role_once_to_the_control_planes_service_account() {
+        let account: serde_yaml::Value =
+            serde_yaml::from_str(&read_deploy_file("base/serviceaccount.yaml")).unwrap();
+        let account_name = account["metadata"]["name"].as_str().unwrap().to_owned();
+        let mut defined: Vec<(RuleScope, String)> =
+            rules_from_manifest(&read_deploy_file(RBAC_MANIFEST))
+                .into_iter()
+                .map(|r| (r.scope, r.role))
+                .collect();
+        defined.sort();
+        defined.dedup();
+        let mut bound = Vec::new();
+        for file in [RBAC_MANIFEST, NAMESPACE_PER_CLUSTER_BINDING] {
+            for binding in parse_bindings(&read_deploy_file(file)).unwrap() {
+                assert!(
+                    defined.contains(&binding.role),
+                    "{file}: {} binds {:?}, which {RBAC_MANIFEST} does not define",
+                    binding.kind,
+                    binding.role
+                );
+                assert_eq!(
+                    binding.subjects,
+                    [("ServiceAccount".to_owned(), account_name.clone())],
+                    "{file}"
+                );
+                bound.push(binding.role);
+            }
+        }
+        bound.sort();
+        assert_eq!(bound, defined, "every role is bound exactly once");
     }
 
     #[test]
-    fn deployed_bindings_give_the_roles_to_the_control_planes_service_account() {
-        let dir = deploy_dir().join("base");
-        let rbac = std::fs::read_to_string(dir.join("rbac.yaml")).unwrap();
-        let accounts = std::fs::read_to_string(dir.join("serviceaccount.yaml")).unwrap();
-        let account: serde_yaml::Value = serde_yaml::from_str(&accounts).unwrap();
-        let account_name = account["metadata"]["name"].as_str().unwrap().to_owned();
-        let roles: Vec<(String, RuleScope)> = rules_from_manifest(&rbac)
-            .into_iter()
-            .map(|r| (r.role, r.scope))
-            .collect();
-        let mut bound = Vec::new();
-        for document in documents(&rbac).unwrap() {
-            let kind = document["kind"].as_str().unwrap_or_default();
-            if kind != "RoleBinding" && kind != "ClusterRoleBinding" {
-                continue;
-            }
-            let binding: Binding = serde_yaml::from_value(document).unwrap();
-            let scope = match binding.role_ref.kind.as_str() {
-                "Role" => RuleScope::Namespace,
-                "ClusterRole" => RuleScope::Cluster,
-                other => panic!("{} binds a {other}", binding.kind),
-            };
+    fn namespace_per_cluster_adds_namespaces_and_every_namespace_only() {
+        let shared = deployed_rules();
+        let per_cluster = deployed_rules_namespace_per_cluster();
+        assert!(per_cluster.len() > shared.len());
+        for verb in ["get", "create", "patch", "delete"] {
+            assert!(!allowed_cluster_wide(&shared, verb, "", "namespaces"));
             assert!(
-                roles.contains(&(binding.role_ref.name.clone(), scope)),
-                "{} binds {} {}, which rbac.yaml does not define",
-                binding.kind,
-                binding.role_ref.kind,
-                binding.role_ref.name
+                allowed_cluster_wide(&per_cluster, verb, "", "namespaces"),
+                "{verb} namespaces"
             );
-            for subject in &binding.subjects {
-                assert_eq!(
-                    (subject.kind.as_str(), subject.name.as_str()),
-                    ("ServiceAccount", account_name.as_str())
+        }
+        // The pod watch spans all namespaces: GET /api/v1/pods?watch=true.
+        let watch = verb_of("GET", "/api/v1/pods", "watch=true&labelSelector=x").unwrap();
+        assert!(!watch.allowed_by(&shared));
+        assert!(watch.allowed_by(&per_cluster));
+        for resource in [
+            "pods",
+            "persistentvolumeclaims",
+            "services",
+            "configmaps",
+            "secrets",
+        ] {
+            for verb in ["get", "create", "patch", "delete"] {
+                assert!(
+                    allowed_cluster_wide(&per_cluster, verb, "", resource),
+                    "{verb} {resource} in every namespace"
                 );
             }
-            bound.push((binding.role_ref.name, scope));
         }
-        bound.sort();
-        let mut defined = roles;
-        defined.sort();
-        defined.dedup();
-        assert_eq!(bound, defined, "every role is bound exactly once");
+        for (verb, group, resource) in [
+            ("update", "", "namespaces"),
+            ("list", "", "namespaces"),
+            ("update", "", "pods"),
+            ("watch", "", "secrets"),
+            ("get", "", "nodes"),
+        ] {
+            assert!(
+                !allowed(&per_cluster, verb, group, resource),
+                "{verb} {group}/{resource} should not be granted"
+            );
+        }
     }
 }

@@ -627,6 +627,15 @@ fn kustomizations_build() {
         2,
         "the dev overlay generates the database and admin-token Secrets: {dev:?}"
     );
+    let per_cluster = kustomize_kinds("overlays/namespace-per-cluster");
+    assert_eq!(
+        per_cluster
+            .iter()
+            .filter(|k| *k == "ClusterRoleBinding")
+            .count(),
+        2,
+        "the namespace-per-cluster component binds its ClusterRole: {per_cluster:?}"
+    );
     assert!(
         deploy_dir().join("crd.yaml").is_file(),
         "deploy/crd.yaml: run `millrace crd`"
