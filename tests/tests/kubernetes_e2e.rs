@@ -41,6 +41,8 @@ const NAMESPACE: &str = "millrace-dev";
 const ADMIN_TOKEN: &str = "mr_dev_only_not_a_secret";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const MANAGED_BY_MILLRACE: &str = "app.kubernetes.io/managed-by=millrace";
+/// The label the kubernetes platform puts on every object of a cluster.
+const CLUSTER_ID_LABEL: &str = "millrace.dev/cluster-id";
 const DEFAULT_KCAT_IMAGE: &str = "edenhill/kcat:1.7.1";
 
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -69,8 +71,7 @@ enum Storage {
 }
 
 fn cluster_lifecycle(example: &str, storage: Storage) {
-    // The tests share the namespace and tell their brokers apart by what appeared while they
-    // ran: one at a time.
+    // One cluster at a time: a small test cluster rarely has room for two.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     assert!(
@@ -84,9 +85,6 @@ fn cluster_lifecycle(example: &str, storage: Storage) {
     let suffix = unique_suffix();
     let name = format!("e2e-{suffix}");
     let (arn, revision) = auto_create_configuration(&format!("e2e-auto-create-{suffix}"));
-    let pods_before = managed_names("pods");
-    let claims_before = managed_names("persistentvolumeclaims");
-
     let mut manifest = render_example(example);
     manifest["metadata"]["name"] = json!(name);
     manifest["metadata"]["namespace"] = json!(NAMESPACE);
@@ -97,8 +95,12 @@ fn cluster_lifecycle(example: &str, storage: Storage) {
 
     let status = cluster.wait_ready();
     let bootstrap = bootstrap_brokers(&status);
-    let pods: Vec<String> = difference(managed_names("pods"), &pods_before);
-    let claims: Vec<String> = difference(managed_names("persistentvolumeclaims"), &claims_before);
+    let cluster_id = status["clusterId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("status.clusterId is missing: {status:#}"))
+        .to_owned();
+    let pods = cluster_objects("pods", &cluster_id);
+    let claims = cluster_objects("persistentvolumeclaims", &cluster_id);
     assert_eq!(pods.len(), brokers, "broker pods: {pods:?}");
     match storage {
         Storage::Persistent => assert_eq!(claims.len(), brokers, "claims: {claims:?}"),
@@ -115,8 +117,8 @@ fn cluster_lifecycle(example: &str, storage: Storage) {
     );
 
     cluster.delete_and_wait();
-    wait_until_gone("pods", &pods);
-    wait_until_gone("persistentvolumeclaims", &claims);
+    wait_until_gone("pods", &cluster_id);
+    wait_until_gone("persistentvolumeclaims", &cluster_id);
 }
 
 /// 3 brokers, or the next multiple of the number of zones.
@@ -317,9 +319,10 @@ fn render_example(example: &str) -> Value {
     kubectl_json(&["create", "--dry-run=client", "-f", &path.to_string_lossy()])
 }
 
-/// Names of the objects of `kind` in the namespace that Millrace manages.
-fn managed_names(kind: &str) -> BTreeSet<String> {
-    let list = kubectl_json(&["-n", NAMESPACE, "get", kind, "-l", MANAGED_BY_MILLRACE]);
+/// Names of the objects of `kind` that Millrace made for the cluster (by its labels).
+fn cluster_objects(kind: &str, cluster_id: &str) -> Vec<String> {
+    let selector = format!("{MANAGED_BY_MILLRACE},{CLUSTER_ID_LABEL}={cluster_id}");
+    let list = kubectl_json(&["-n", NAMESPACE, "get", kind, "-l", &selector]);
     list["items"]
         .as_array()
         .into_iter()
@@ -327,10 +330,6 @@ fn managed_names(kind: &str) -> BTreeSet<String> {
         .filter_map(|item| item["metadata"]["name"].as_str())
         .map(str::to_owned)
         .collect()
-}
-
-fn difference(now: BTreeSet<String>, before: &BTreeSet<String>) -> Vec<String> {
-    now.difference(before).cloned().collect()
 }
 
 /// The KafkaCluster this test applied; deleted (without waiting) if the test fails first.
@@ -573,11 +572,10 @@ fn consume_in_cluster(bootstrap: &str, topic: &str, suffix: &str) -> Vec<String>
     records
 }
 
-fn wait_until_gone(kind: &str, names: &[String]) {
+fn wait_until_gone(kind: &str, cluster_id: &str) {
     let deadline = Instant::now() + DELETE_TIMEOUT;
     loop {
-        let present = managed_names(kind);
-        let left: Vec<&String> = names.iter().filter(|n| present.contains(*n)).collect();
+        let left = cluster_objects(kind, cluster_id);
         if left.is_empty() {
             return;
         }
