@@ -4,10 +4,14 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+#[cfg(test)]
+mod deploy_manifests;
 pub mod domain;
 pub mod http;
 pub mod operator;
 pub mod platform;
+#[cfg(test)]
+mod rbac_check;
 pub mod reconciler;
 pub mod server;
 pub mod store;
