@@ -255,7 +255,11 @@ impl KubernetesPlatform {
             return manifests::owner_reference(&existing);
         }
         let anchor = manifests::anchor(cluster_id, namespace, None);
-        match api.create(&PostParams::default(), &anchor).await {
+        let params = PostParams {
+            field_manager: Some(names::MANAGER.into()),
+            ..PostParams::default()
+        };
+        match api.create(&params, &anchor).await {
             Ok(created) => manifests::owner_reference(&created),
             // Created by someone else in between: use theirs.
             Err(error) if is_status(&error, 409) => {

@@ -500,6 +500,10 @@ pub(crate) async fn scenario_create_persistent_node() -> Vec<RecordedRequest> {
         let create = server
             .expect(Method::POST, &paths.anchor_collection())
             .await;
+        assert_eq!(
+            create.query.get("fieldManager").map(String::as_str),
+            Some("millrace")
+        );
         let anchor: ConfigMap = create.json();
         assert_eq!(
             anchor.metadata.name.as_deref(),
