@@ -375,6 +375,11 @@ pub(crate) async fn expect_apply<K: DeserializeOwned>(
         "{path}"
     );
     let object: K = request.json();
+    let raw: Value = request.json();
+    assert!(
+        raw["apiVersion"].is_string() && raw["kind"].is_string(),
+        "an apply body names its apiVersion and kind: {raw}"
+    );
     let mut stored: Value = request.json();
     stored["metadata"]["uid"] = json!(if path.contains("/configmaps/") {
         ANCHOR_UID.to_string()
