@@ -191,3 +191,51 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::KubernetesArgs;
+
+    fn kubernetes_config(agent_image: Option<&str>) -> ServeConfig {
+        ServeConfig {
+            data_dir: "d".into(),
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            database_url: "sqlite://d/millrace.db?mode=rwc".into(),
+            cors_origins: vec![],
+            request_timeout: Duration::from_secs(1),
+            admin_token: None,
+            bin_dir: None,
+            node_ports: 20_000..32_000,
+            broker_ready_timeout: Duration::from_secs(120),
+            platform: PlatformKind::Kubernetes,
+            control_plane_url: Some("http://millrace.millrace-system.svc:8080".into()),
+            kubernetes: KubernetesArgs {
+                agent_image: agent_image.map(str::to_owned),
+                agent_bin_dir: "/opt/millrace/bin".into(),
+                ..KubernetesArgs::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn the_kubernetes_platform_needs_an_agent_image_before_anything_else() {
+        for image in [None, Some("  ")] {
+            let error = kubernetes_platform(&kubernetes_config(image))
+                .await
+                .err()
+                .expect("refused");
+            assert!(format!("{error:#}").contains("--agent-image"), "{error:#}");
+        }
+    }
+
+    #[test]
+    fn agents_reach_a_wildcard_listener_on_loopback() {
+        assert_eq!(
+            control_plane_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+    }
+}
