@@ -111,13 +111,16 @@ impl KubernetesPlatform {
     /// watch's first list.
     pub fn new(client: Client, config: KubernetesPlatformConfig) -> Result<KubernetesPlatform> {
         config.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            PlatformError::Process("the Kubernetes platform needs a tokio runtime".into())
+        })?;
         let (pods, writer) = reflector::store();
         let pod_changes = Arc::new(Notify::new());
         let api: Api<Pod> = match &config.namespace {
             NamespaceMode::Shared(namespace) => Api::namespaced(client.clone(), namespace),
             NamespaceMode::PerCluster => Api::all(client.clone()),
         };
-        let pod_watch = tokio::spawn(observe::pod_watch(api, writer, pod_changes.clone()));
+        let pod_watch = runtime.spawn(observe::pod_watch(api, writer, pod_changes.clone()));
         info!(namespace = ?config.namespace, image = %config.agent_image, "kubernetes platform");
         Ok(KubernetesPlatform {
             client,

@@ -173,11 +173,15 @@ async fn observe_fails_clearly_while_the_watch_has_not_listed_pods() {
 }
 
 #[test]
-fn the_config_is_validated() {
+fn bad_settings_and_a_missing_runtime_are_errors() {
     let (client, _server) = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(async { ApiServer::start() });
     let mut config = test_config(NamespaceMode::Shared(NAMESPACE.into()));
+    assert!(
+        super::KubernetesPlatform::new(client.clone(), config.clone()).is_err(),
+        "outside a runtime: an error, not a panic"
+    );
     config.agent_image = " ".into();
     assert!(super::KubernetesPlatform::new(client, config).is_err());
 }
