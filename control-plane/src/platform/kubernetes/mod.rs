@@ -64,6 +64,8 @@ pub struct KubernetesPlatform {
     pods: Store<Pod>,
     pod_changes: Arc<Notify>,
     pod_watch: tokio::task::JoinHandle<()>,
+    /// Created pods the watch has not shown yet, reported by `observe` meanwhile.
+    created: observe::RecentlyCreated,
 }
 
 impl Drop for KubernetesPlatform {
@@ -128,6 +130,7 @@ impl KubernetesPlatform {
             pods,
             pod_changes,
             pod_watch,
+            created: observe::RecentlyCreated::default(),
         })
     }
 
@@ -518,7 +521,8 @@ impl Platform for KubernetesPlatform {
             config: &self.config,
         }
         .pod();
-        Self::apply(&pods, &pod_name, &pod).await?;
+        let created = Self::apply(&pods, &pod_name, &pod).await?;
+        self.created.remember(created);
         info!(pod = %pod_name, version = %spec.broker_version, kafka = %endpoints.kafka, "node pod created");
         Ok(())
     }
@@ -533,6 +537,7 @@ impl Platform for KubernetesPlatform {
             info!(pod = %name, grace_seconds = grace, "node pod deleted; waiting for it to stop");
             self.wait_for_pod_gone(&pods, &name).await?;
         }
+        self.created.forget(&namespace, &name);
         // The token died with the node (a new node gets a new one).
         let secrets: Api<Secret> = self.api(&namespace);
         delete_if_present(
@@ -579,9 +584,9 @@ impl Platform for KubernetesPlatform {
             })?
             .map_err(|e| PlatformError::Process(format!("the pod watch stopped: {e}")))?;
         let namespace = self.namespace(cluster_id);
-        let mut nodes: Vec<ObservedNode> = self
-            .pods
-            .state()
+        let mut pods = self.pods.state();
+        pods.extend(self.created.not_yet_watched(&pods));
+        let mut nodes: Vec<ObservedNode> = pods
             .iter()
             .filter(|pod| pod.metadata.namespace.as_deref() == Some(namespace.as_str()))
             .filter_map(|pod| {

@@ -3,8 +3,10 @@
 //! listens on [`pod_watch`]'s notifier: the reconciler plans again when a pod changes instead of
 //! waiting for its next timer.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
@@ -55,6 +57,57 @@ pub fn pod_watch(
                 Err(error) => warn!(%error, "watching the broker pods failed; retrying"),
             }
         }
+    }
+}
+
+/// How long a created pod is reported without the watch having shown it.
+const RECENT_POD_GRACE: Duration = Duration::from_secs(60);
+
+/// Pods this platform created that the watch may not have delivered yet. Without them an
+/// `observe` right after `create_node` would miss the pod, and the reconciler would create the
+/// node again (minting a new agent token each time). An entry ends when the watch shows the
+/// pod (same uid), when the node is deleted, or after [`RECENT_POD_GRACE`].
+#[derive(Default)]
+pub struct RecentlyCreated(Mutex<HashMap<PodKey, (Instant, Arc<Pod>)>>);
+
+/// (namespace, name)
+type PodKey = (String, String);
+
+impl RecentlyCreated {
+    /// Remembers a pod as the API server returned it on creation.
+    pub fn remember(&self, pod: Pod) {
+        let key = (pod.namespace().unwrap_or_default(), pod.name_any());
+        self.0
+            .lock()
+            .expect("recently created pods")
+            .insert(key, (Instant::now(), Arc::new(pod)));
+    }
+
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.0
+            .lock()
+            .expect("recently created pods")
+            .remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// The remembered pods that `watched` (the store's pods) does not hold yet.
+    pub fn not_yet_watched(&self, watched: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
+        let mut created = self.0.lock().expect("recently created pods");
+        created.retain(|_, (at, pod)| {
+            at.elapsed() < RECENT_POD_GRACE
+                && !watched
+                    .iter()
+                    .any(|seen| seen.uid().is_some() && seen.uid() == pod.uid())
+        });
+        created
+            .iter()
+            .filter(|((namespace, name), _)| {
+                !watched.iter().any(|seen| {
+                    seen.namespace().as_ref() == Some(namespace) && &seen.name_any() == name
+                })
+            })
+            .map(|(_, (_, pod))| pod.clone())
+            .collect()
     }
 }
 

@@ -158,6 +158,66 @@ async fn invalid_specs_are_refused_before_any_request() {
     server.expect_no_more();
 }
 
+/// `observe` right after `create_node` reports the new pod even before the watch delivers it
+/// (so that the reconciler does not create it again), then the watched state wins.
+#[tokio::test]
+async fn a_created_pod_is_observed_before_the_watch_shows_it() {
+    let (platform, mut server) = testing::platform();
+    let cluster = Uuid::new_v4();
+    let paths = Paths::new(cluster);
+    let spec = node_spec(cluster, 1, VolumeSpec::InstanceStore { size_gib: None });
+    let endpoints = testing::endpoints(&platform, cluster, 1).await;
+    let api = async {
+        expect_apply::<k8s_openapi::api::core::v1::ConfigMap>(&mut server, &paths.anchor(), 201)
+            .await;
+        expect_apply::<k8s_openapi::api::core::v1::Secret>(&mut server, &paths.secret(1), 201)
+            .await;
+        expect_apply::<k8s_openapi::api::core::v1::Service>(&mut server, &paths.headless(), 201)
+            .await;
+        expect_apply::<k8s_openapi::api::core::v1::Service>(&mut server, &paths.bootstrap(), 201)
+            .await;
+        server
+            .expect(http::Method::GET, &paths.pod(1))
+            .await
+            .respond_not_found("pods", "x");
+        let apply = server.expect(http::Method::PATCH, &paths.pod(1)).await;
+        let mut stored: serde_json::Value = apply.json();
+        stored["metadata"]["uid"] = json!("pod-uid-1");
+        stored["metadata"]["resourceVersion"] = json!("101");
+        apply.respond(201, &stored);
+        server
+    };
+    let (created, mut server) = tokio::join!(platform.create_node(&spec, &endpoints), api);
+    created.expect("create_node");
+
+    let list = server.next_watch().await;
+    list.respond(200, &json!({
+        "apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": [],
+    }));
+    tokio::time::timeout(Duration::from_secs(10), platform.pod_changes().notified())
+        .await
+        .expect("listed");
+    let observed = platform.observe(cluster).await.unwrap();
+    assert_eq!(observed.len(), 1, "the created pod, not yet watched");
+    assert_eq!(observed[0].phase, NodePhase::Pending);
+    assert_eq!(observed[0].broker_id, 1);
+
+    let watch = server.next_watch().await;
+    let event =
+        json!({"type": "ADDED", "object": stored_pod(cluster, 1, "102", running_ready_status())});
+    watch.respond_raw(200, serde_json::to_vec(&event).unwrap());
+    tokio::time::timeout(Duration::from_secs(10), platform.pod_changes().notified())
+        .await
+        .expect("woken by the event");
+    let observed = platform.observe(cluster).await.unwrap();
+    assert_eq!(
+        observed.len(),
+        1,
+        "one pod, not the created one again: {observed:?}"
+    );
+    assert_eq!(observed[0].phase, NodePhase::Running);
+}
+
 #[tokio::test]
 async fn observe_fails_clearly_while_the_watch_has_not_listed_pods() {
     let mut config = test_config(NamespaceMode::Shared(NAMESPACE.into()));
