@@ -64,8 +64,8 @@ pub struct KubernetesPlatform {
     pods: Store<Pod>,
     pod_changes: Arc<Notify>,
     pod_watch: tokio::task::JoinHandle<()>,
-    /// Created pods the watch has not shown yet, reported by `observe` meanwhile.
-    created: observe::RecentlyCreated,
+    /// Pods created or deleted here that the watch has not shown yet.
+    unwatched: observe::UnwatchedChanges,
 }
 
 impl Drop for KubernetesPlatform {
@@ -130,7 +130,7 @@ impl KubernetesPlatform {
             pods,
             pod_changes,
             pod_watch,
-            created: observe::RecentlyCreated::default(),
+            unwatched: observe::UnwatchedChanges::default(),
         })
     }
 
@@ -522,7 +522,7 @@ impl Platform for KubernetesPlatform {
         }
         .pod();
         let created = Self::apply(&pods, &pod_name, &pod).await?;
-        self.created.remember(created);
+        self.unwatched.created(created);
         info!(pod = %pod_name, version = %spec.broker_version, kafka = %endpoints.kafka, "node pod created");
         Ok(())
     }
@@ -537,7 +537,8 @@ impl Platform for KubernetesPlatform {
             info!(pod = %name, grace_seconds = grace, "node pod deleted; waiting for it to stop");
             self.wait_for_pod_gone(&pods, &name).await?;
         }
-        self.created.forget(&namespace, &name);
+        self.unwatched
+            .deleted(&namespace, &name, &self.pods.state());
         // The token died with the node (a new node gets a new one).
         let secrets: Api<Secret> = self.api(&namespace);
         delete_if_present(
@@ -584,8 +585,7 @@ impl Platform for KubernetesPlatform {
             })?
             .map_err(|e| PlatformError::Process(format!("the pod watch stopped: {e}")))?;
         let namespace = self.namespace(cluster_id);
-        let mut pods = self.pods.state();
-        pods.extend(self.created.not_yet_watched(&pods));
+        let pods = self.unwatched.overlay(self.pods.state());
         let mut nodes: Vec<ObservedNode> = pods
             .iter()
             .filter(|pod| pod.metadata.namespace.as_deref() == Some(namespace.as_str()))

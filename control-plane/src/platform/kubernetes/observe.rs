@@ -60,54 +60,78 @@ pub fn pod_watch(
     }
 }
 
-/// How long a created pod is reported without the watch having shown it.
-const RECENT_POD_GRACE: Duration = Duration::from_secs(60);
+/// How long `observe` corrects the watch with what this platform did itself.
+const UNWATCHED_GRACE: Duration = Duration::from_secs(60);
 
-/// Pods this platform created that the watch may not have delivered yet. Without them an
-/// `observe` right after `create_node` would miss the pod, and the reconciler would create the
-/// node again (minting a new agent token each time). An entry ends when the watch shows the
-/// pod (same uid), when the node is deleted, or after [`RECENT_POD_GRACE`].
+/// Pod changes this platform made that the watch may not have delivered yet. Without them an
+/// `observe` right after `create_node` would miss the new pod (and the reconciler would create
+/// the node again, minting a new agent token), and one right after `delete_node` would still
+/// show the old pod (and a failed one would be "replaced" again, taking the new pod with it).
+/// An entry ends when the watch has caught up (by uid), or after [`UNWATCHED_GRACE`].
 #[derive(Default)]
-pub struct RecentlyCreated(Mutex<HashMap<PodKey, (Instant, Arc<Pod>)>>);
+pub struct UnwatchedChanges(Mutex<Unwatched>);
 
-/// (namespace, name)
-type PodKey = (String, String);
+#[derive(Default)]
+struct Unwatched {
+    /// Pods as the API server returned them on creation, by (namespace, name).
+    created: HashMap<(String, String), (Instant, Arc<Pod>)>,
+    /// Uids of pods the API server no longer has.
+    deleted: HashMap<String, Instant>,
+}
 
-impl RecentlyCreated {
-    /// Remembers a pod as the API server returned it on creation.
-    pub fn remember(&self, pod: Pod) {
-        let key = (pod.namespace().unwrap_or_default(), pod.name_any());
-        self.0
-            .lock()
-            .expect("recently created pods")
-            .insert(key, (Instant::now(), Arc::new(pod)));
+fn key(pod: &Pod) -> (String, String) {
+    (pod.namespace().unwrap_or_default(), pod.name_any())
+}
+
+impl UnwatchedChanges {
+    /// A pod the API server just created.
+    pub fn created(&self, pod: Pod) {
+        let mut unwatched = self.0.lock().expect("unwatched pod changes");
+        unwatched
+            .created
+            .insert(key(&pod), (Instant::now(), Arc::new(pod)));
     }
 
-    pub fn forget(&self, namespace: &str, name: &str) {
-        self.0
-            .lock()
-            .expect("recently created pods")
-            .remove(&(namespace.to_string(), name.to_string()));
-    }
-
-    /// The remembered pods that `watched` (the store's pods) does not hold yet.
-    pub fn not_yet_watched(&self, watched: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
-        let mut created = self.0.lock().expect("recently created pods");
-        created.retain(|_, (at, pod)| {
-            at.elapsed() < RECENT_POD_GRACE
-                && !watched
-                    .iter()
-                    .any(|seen| seen.uid().is_some() && seen.uid() == pod.uid())
-        });
-        created
+    /// The pod `namespace/name` is gone from the API server: every pod of that name the watch
+    /// (`watched`) or this platform knows of is gone.
+    pub fn deleted(&self, namespace: &str, name: &str, watched: &[Arc<Pod>]) {
+        let mut unwatched = self.0.lock().expect("unwatched pod changes");
+        let pod_key = (namespace.to_string(), name.to_string());
+        let created = unwatched.created.remove(&pod_key).map(|(_, pod)| pod);
+        let gone: Vec<String> = watched
             .iter()
-            .filter(|((namespace, name), _)| {
-                !watched.iter().any(|seen| {
-                    seen.namespace().as_ref() == Some(namespace) && &seen.name_any() == name
-                })
+            .filter(|pod| key(pod) == pod_key)
+            .chain(created.as_ref())
+            .filter_map(|pod| pod.uid())
+            .collect();
+        for uid in gone {
+            unwatched.deleted.insert(uid, Instant::now());
+        }
+    }
+
+    /// The watched pods corrected by the changes the watch has not shown yet.
+    pub fn overlay(&self, watched: Vec<Arc<Pod>>) -> Vec<Arc<Pod>> {
+        let mut unwatched = self.0.lock().expect("unwatched pod changes");
+        let seen = |uid: &str| watched.iter().any(|pod| pod.uid().as_deref() == Some(uid));
+        unwatched.created.retain(|_, (at, pod)| {
+            at.elapsed() < UNWATCHED_GRACE && !pod.uid().is_some_and(|uid| seen(&uid))
+        });
+        unwatched
+            .deleted
+            .retain(|uid, at| at.elapsed() < UNWATCHED_GRACE && seen(uid));
+        let mut pods: Vec<Arc<Pod>> = watched
+            .into_iter()
+            .filter(|pod| {
+                let deleted = pod
+                    .uid()
+                    .is_some_and(|uid| unwatched.deleted.contains_key(&uid));
+                // A pod created since, under the same name, supersedes the watched one.
+                let superseded = unwatched.created.contains_key(&key(pod));
+                !deleted && !superseded
             })
-            .map(|(_, (_, pod))| pod.clone())
-            .collect()
+            .collect();
+        pods.extend(unwatched.created.values().map(|(_, pod)| pod.clone()));
+        pods
     }
 }
 

@@ -218,6 +218,115 @@ async fn a_created_pod_is_observed_before_the_watch_shows_it() {
     assert_eq!(observed[0].phase, NodePhase::Running);
 }
 
+async fn woken(platform: &super::KubernetesPlatform) {
+    tokio::time::timeout(Duration::from_secs(10), platform.pod_changes().notified())
+        .await
+        .expect("woken by the pod watch");
+}
+
+/// A replacement seen through a lagging watch: right after `delete_node` the old (failed) pod
+/// is no longer reported, and right after `create_node` the new one is, while the watch still
+/// shows the old pod; then the watch catches up.
+#[tokio::test]
+async fn a_replacement_is_observed_correctly_while_the_watch_lags() {
+    use http::Method;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+
+    let (platform, mut server) = testing::platform();
+    let cluster = Uuid::new_v4();
+    let paths = Paths::new(cluster);
+    let evicted = json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"});
+    let old = stored_pod(cluster, 1, "90", evicted);
+    server.next_watch().await.respond(
+        200,
+        &json!({
+            "apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "100"},
+            "items": [old.clone()],
+        }),
+    );
+    woken(&platform).await;
+    assert!(matches!(
+        platform.observe(cluster).await.unwrap()[0].phase,
+        NodePhase::Failed(_)
+    ));
+
+    let api = async {
+        let mut terminating = old.clone();
+        terminating["metadata"]["deletionTimestamp"] = json!("2026-11-25T18:10:00Z");
+        server
+            .expect(Method::DELETE, &paths.pod(1))
+            .await
+            .respond(200, &terminating);
+        server
+            .expect(Method::GET, &paths.pod(1))
+            .await
+            .respond_not_found("pods", "x");
+        server
+            .expect(Method::DELETE, &paths.secret(1))
+            .await
+            .respond_not_found("secrets", "x");
+        server
+    };
+    let (deleted, mut server) = tokio::join!(platform.delete_node(cluster, 1), api);
+    deleted.expect("delete_node");
+    assert!(
+        platform.observe(cluster).await.unwrap().is_empty(),
+        "the deleted pod is not reported although the watch still has it"
+    );
+
+    let spec = node_spec(cluster, 1, VolumeSpec::InstanceStore { size_gib: None });
+    let endpoints = testing::endpoints(&platform, cluster, 1).await;
+    let api = async {
+        expect_apply::<ConfigMap>(&mut server, &paths.anchor(), 200).await;
+        expect_apply::<Secret>(&mut server, &paths.secret(1), 201).await;
+        expect_apply::<Service>(&mut server, &paths.headless(), 200).await;
+        expect_apply::<Service>(&mut server, &paths.bootstrap(), 200).await;
+        server
+            .expect(Method::GET, &paths.pod(1))
+            .await
+            .respond_not_found("pods", "x");
+        let apply = server.expect(Method::PATCH, &paths.pod(1)).await;
+        let mut stored: serde_json::Value = apply.json();
+        stored["metadata"]["uid"] = json!("pod-uid-new");
+        apply.respond(201, &stored);
+        server
+    };
+    let (created, mut server) = tokio::join!(platform.create_node(&spec, &endpoints), api);
+    created.expect("create_node");
+    let observed = platform.observe(cluster).await.unwrap();
+    assert_eq!(observed.len(), 1, "{observed:?}");
+    assert_eq!(
+        observed[0].phase,
+        NodePhase::Pending,
+        "the new pod, not the evicted one"
+    );
+
+    let deleted_old = json!({"type": "DELETED", "object": old});
+    server
+        .next_watch()
+        .await
+        .respond_raw(200, serde_json::to_vec(&deleted_old).unwrap());
+    woken(&platform).await;
+    assert_eq!(
+        platform.observe(cluster).await.unwrap()[0].phase,
+        NodePhase::Pending
+    );
+
+    let mut new = stored_pod(cluster, 1, "102", running_ready_status());
+    new["metadata"]["uid"] = json!("pod-uid-new");
+    let added_new = json!({"type": "ADDED", "object": new});
+    let watch = server.next_watch().await;
+    assert_eq!(
+        watch.query.get("resourceVersion").map(String::as_str),
+        Some("90")
+    );
+    watch.respond_raw(200, serde_json::to_vec(&added_new).unwrap());
+    woken(&platform).await;
+    let observed = platform.observe(cluster).await.unwrap();
+    assert_eq!(observed.len(), 1, "{observed:?}");
+    assert_eq!(observed[0].phase, NodePhase::Running);
+}
+
 #[tokio::test]
 async fn observe_fails_clearly_while_the_watch_has_not_listed_pods() {
     let mut config = test_config(NamespaceMode::Shared(NAMESPACE.into()));
