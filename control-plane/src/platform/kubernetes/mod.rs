@@ -26,6 +26,8 @@ mod names;
 mod observe;
 
 #[cfg(test)]
+mod manifest_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
