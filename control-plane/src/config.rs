@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::operator::WatchScope;
 
@@ -86,6 +86,55 @@ pub struct ServeArgs {
         requires = "watch_kafkaclusters"
     )]
     pub kafkaclusters_namespace: Option<String>,
+    /// Where broker nodes run: `local` (agent processes on this machine) or `kubernetes`.
+    #[arg(long, env = "MILLRACE_PLATFORM", value_enum, default_value_t = PlatformKind::Local)]
+    pub platform: PlatformKind,
+    /// URL the broker agents reach this control plane at (default: from --listen). On
+    /// Kubernetes, the control plane's Service, e.g. http://millrace.millrace-system.svc:8080.
+    #[arg(long, env = "MILLRACE_CONTROL_PLANE_URL")]
+    pub control_plane_url: Option<String>,
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
+}
+
+/// Where broker nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlatformKind {
+    /// broker-agent processes on this machine (the embedded default).
+    Local,
+    /// broker-agent Pods in a Kubernetes cluster (in-cluster config or KUBECONFIG).
+    Kubernetes,
+}
+
+/// Settings of `--platform kubernetes`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubernetesArgs {
+    /// Namespace of the clusters' objects (default: the control plane's own namespace).
+    #[arg(long, env = "MILLRACE_KUBERNETES_NAMESPACE")]
+    pub kubernetes_namespace: Option<String>,
+    /// One namespace per cluster (`millrace-<cluster id>`) instead of a shared one.
+    #[arg(
+        long,
+        env = "MILLRACE_NAMESPACE_PER_CLUSTER",
+        conflicts_with = "kubernetes_namespace"
+    )]
+    pub namespace_per_cluster: bool,
+    /// The broker-agent image, carrying the broker binaries (required on Kubernetes).
+    #[arg(long, env = "MILLRACE_AGENT_IMAGE")]
+    pub agent_image: Option<String>,
+    /// Storage class of persistent volumes (default: the cluster's default class).
+    #[arg(long, env = "MILLRACE_STORAGE_CLASS")]
+    pub storage_class: Option<String>,
+    /// Broker versions the agent image carries, comma-separated (default: this build's).
+    #[arg(long, env = "MILLRACE_BROKER_VERSIONS", value_delimiter = ',')]
+    pub broker_versions: Vec<String>,
+    /// Where the agent image keeps `millrace-agent` and `<version>/millrace-broker`.
+    #[arg(
+        long,
+        env = "MILLRACE_AGENT_BIN_DIR",
+        default_value = "/opt/millrace/bin"
+    )]
+    pub agent_bin_dir: String,
 }
 
 fn parse_port_range(text: &str) -> Result<Range<u16>, String> {
@@ -176,6 +225,10 @@ pub struct ServeConfig {
     pub broker_ready_timeout: Duration,
     /// Where the KafkaCluster controller watches; None: it does not run.
     pub kafkaclusters: Option<WatchScope>,
+    pub platform: PlatformKind,
+    /// None: derived from the listen address.
+    pub control_plane_url: Option<String>,
+    pub kubernetes: KubernetesArgs,
 }
 
 impl ServeConfig {
@@ -204,6 +257,9 @@ impl ServeConfig {
                     None => WatchScope::AllNamespaces,
                 }
             }),
+            platform: args.platform,
+            control_plane_url: args.control_plane_url,
+            kubernetes: args.kubernetes,
         }
     }
 }
@@ -242,6 +298,9 @@ impl fmt::Debug for ServeConfig {
             .field("node_ports", &self.node_ports)
             .field("broker_ready_timeout", &self.broker_ready_timeout)
             .field("kafkaclusters", &self.kafkaclusters)
+            .field("platform", &self.platform)
+            .field("control_plane_url", &self.control_plane_url)
+            .field("kubernetes", &self.kubernetes)
             .finish()
     }
 }
@@ -249,6 +308,56 @@ impl fmt::Debug for ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serve_args(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut full = vec!["millrace", "serve"];
+        full.extend_from_slice(args);
+        match Cli::try_parse_from(full)?.command {
+            Command::Serve(args) => Ok(args),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_local_platform_stays_the_default() {
+        let args = serve_args(&[]).unwrap();
+        assert_eq!(args.platform, PlatformKind::Local);
+        assert!(!args.kubernetes.namespace_per_cluster);
+        assert_eq!(args.kubernetes.agent_bin_dir, "/opt/millrace/bin");
+    }
+
+    #[test]
+    fn kubernetes_flags_parse() {
+        let args = serve_args(&[
+            "--platform",
+            "kubernetes",
+            "--kubernetes-namespace",
+            "kafka",
+            "--agent-image",
+            "registry.example/millrace-agent:0.1.0",
+            "--storage-class",
+            "gp3",
+            "--broker-versions",
+            "millrace-0.1.0,millrace-0.2.0",
+            "--control-plane-url",
+            "http://millrace.millrace-system.svc:8080",
+        ])
+        .unwrap();
+        assert_eq!(args.platform, PlatformKind::Kubernetes);
+        assert_eq!(
+            args.kubernetes.kubernetes_namespace.as_deref(),
+            Some("kafka")
+        );
+        assert_eq!(args.kubernetes.storage_class.as_deref(), Some("gp3"));
+        assert_eq!(
+            args.kubernetes.broker_versions,
+            ["millrace-0.1.0", "millrace-0.2.0"]
+        );
+        assert!(
+            serve_args(&["--kubernetes-namespace", "kafka", "--namespace-per-cluster"]).is_err()
+        );
+        assert!(serve_args(&["--platform", "nomad"]).is_err());
+    }
 
     #[test]
     fn passwords_are_redacted() {
@@ -279,6 +388,9 @@ mod tests {
             node_ports: 20_000..32_000,
             broker_ready_timeout: Duration::from_secs(120),
             kafkaclusters: None,
+            platform: PlatformKind::Local,
+            control_plane_url: None,
+            kubernetes: KubernetesArgs::default(),
         };
         let shown = format!("{config:?}");
         assert!(

@@ -1,5 +1,5 @@
-//! `millrace serve`: open the store, make sure an admin token exists, start the local platform
-//! and the reconciler, serve the API.
+//! `millrace serve`: open the store, make sure an admin token exists, start the platform (local
+//! or Kubernetes) and the reconciler, serve the API.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,11 +7,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::config::ServeConfig;
+use crate::config::{PlatformKind, ServeConfig};
 use crate::domain::VersionCatalog;
 use crate::http::{app, ApiConfig, AppState};
 use crate::operator::{self, ControllerSettings};
-use crate::platform::{install_tls_provider, LocalPlatform, LocalPlatformConfig, Platform};
+use crate::platform::{
+    install_tls_provider, KubernetesPlatform, LocalPlatform, LocalPlatformConfig, Platform,
+};
 use crate::reconciler::{Reconciler, ReconcilerConfig};
 use crate::store::Store;
 
@@ -44,15 +46,24 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .context("opening the store")?;
     bootstrap_admin_token(&store, config.admin_token.as_deref()).await?;
-    // Without its binaries the platform cannot run: the API still serves (clusters stay
-    // CREATING until a control plane with the binaries picks them up), loudly.
-    let platform = match local_platform(&config) {
-        Ok(platform) => Some(platform),
-        Err(error) => {
-            tracing::error!(
-                "{error:#}; the API serves, but no cluster will be created, healed or deleted"
-            );
-            None
+    // Without its binaries the local platform cannot run: the API still serves (clusters stay
+    // CREATING until a control plane with the binaries picks them up), loudly. The Kubernetes
+    // platform needs only its settings and an API server; without them there is nothing to do.
+    let mut pod_changes = None;
+    let platform: Option<Arc<dyn Platform>> = match config.platform {
+        PlatformKind::Local => match local_platform(&config) {
+            Ok(platform) => Some(platform),
+            Err(error) => {
+                tracing::error!(
+                    "{error:#}; the API serves, but no cluster will be created, healed or deleted"
+                );
+                None
+            }
+        },
+        PlatformKind::Kubernetes => {
+            let platform = kubernetes_platform(&config).await?;
+            pod_changes = Some(platform.pod_changes());
+            Some(platform)
         }
     };
     let versions = match &platform {
@@ -75,7 +86,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             request_timeout: config.request_timeout,
         },
     );
-    let mut reconciler_config = ReconcilerConfig::new(control_plane_url(address));
+    let agents_reach_us_at = config
+        .control_plane_url
+        .clone()
+        .unwrap_or_else(|| control_plane_url(address));
+    let mut reconciler_config = ReconcilerConfig::new(agents_reach_us_at);
     reconciler_config.ready_timeout = config.broker_ready_timeout;
     if let Some(platform) = platform {
         let reconciler = Reconciler::new(store, platform, reconciler_config);
@@ -89,6 +104,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 operator::run(client, state, scope, ControllerSettings::default()).await
             {
                 tracing::error!("the KafkaCluster controller stopped: {error:#}");
+            }
+        });
+    }
+    if let Some(pod_changes) = pod_changes {
+        // Watch events drive the planner: a pod that changes wakes the reconciler.
+        let wakeup = state.reconcile_wakeup.clone();
+        tokio::spawn(async move {
+            loop {
+                pod_changes.notified().await;
+                wakeup.notify_one();
             }
         });
     }
@@ -112,6 +137,37 @@ fn local_platform(config: &ServeConfig) -> anyhow::Result<Arc<dyn Platform>> {
         "starting the local platform (build the agent and broker with \
          `cargo build --release --workspace --bins`, or pass --bin-dir)",
     )?))
+}
+
+/// Broker-agent Pods, through the API server of the in-cluster configuration or KUBECONFIG.
+async fn kubernetes_platform(config: &ServeConfig) -> anyhow::Result<Arc<KubernetesPlatform>> {
+    let settings = &config.kubernetes;
+    let agent_image = settings
+        .agent_image
+        .clone()
+        .filter(|image| !image.trim().is_empty())
+        .context("--agent-image (MILLRACE_AGENT_IMAGE) is required with --platform kubernetes")?;
+    if config.control_plane_url.is_none() {
+        tracing::warn!(
+            "--control-plane-url is not set: broker agents are told to reach the control plane \
+             at its listen address, which pods cannot reach"
+        );
+    }
+    let platform = KubernetesPlatform::connect(
+        settings.kubernetes_namespace.clone(),
+        settings.namespace_per_cluster,
+        |platform| {
+            platform.agent_image = agent_image;
+            platform.storage_class = settings.storage_class.clone();
+            platform.agent_bin_dir = settings.agent_bin_dir.clone();
+            if !settings.broker_versions.is_empty() {
+                platform.installed_versions = settings.broker_versions.clone();
+            }
+        },
+    )
+    .await
+    .context("starting the Kubernetes platform")?;
+    Ok(Arc::new(platform))
 }
 
 /// The URL agents reach the API at: the listen address, with a wildcard replaced by loopback.
@@ -146,4 +202,53 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::KubernetesArgs;
+
+    fn kubernetes_config(agent_image: Option<&str>) -> ServeConfig {
+        ServeConfig {
+            data_dir: "d".into(),
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            database_url: "sqlite://d/millrace.db?mode=rwc".into(),
+            cors_origins: vec![],
+            request_timeout: Duration::from_secs(1),
+            admin_token: None,
+            bin_dir: None,
+            node_ports: 20_000..32_000,
+            broker_ready_timeout: Duration::from_secs(120),
+            kafkaclusters: None,
+            platform: PlatformKind::Kubernetes,
+            control_plane_url: Some("http://millrace.millrace-system.svc:8080".into()),
+            kubernetes: KubernetesArgs {
+                agent_image: agent_image.map(str::to_owned),
+                agent_bin_dir: "/opt/millrace/bin".into(),
+                ..KubernetesArgs::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn the_kubernetes_platform_needs_an_agent_image_before_anything_else() {
+        for image in [None, Some("  ")] {
+            let error = kubernetes_platform(&kubernetes_config(image))
+                .await
+                .err()
+                .expect("refused");
+            assert!(format!("{error:#}").contains("--agent-image"), "{error:#}");
+        }
+    }
+
+    #[test]
+    fn agents_reach_a_wildcard_listener_on_loopback() {
+        assert_eq!(
+            control_plane_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+    }
 }

@@ -1,9 +1,10 @@
 //! Where broker nodes run. The reconciler decides *what* a cluster needs (nodes, volumes,
 //! addresses); a [`Platform`] makes it so and reports what it sees. The trait speaks of nodes,
 //! volumes and endpoints only: the local implementation runs broker-agent processes on this
-//! machine, the Kubernetes one will run Pods and PersistentVolumeClaims.
+//! machine, the Kubernetes one runs Pods and PersistentVolumeClaims.
 
 pub mod broker_flags;
+pub mod kubernetes;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use kubernetes::{KubernetesPlatform, KubernetesPlatformConfig, NamespaceMode};
 pub use local::{LocalPlatform, LocalPlatformConfig};
 
 pub type Result<T, E = PlatformError> = std::result::Result<T, E>;
@@ -178,6 +180,12 @@ pub enum PlatformError {
     },
     #[error("{0}")]
     Process(String),
+    #[error("{context}: {source}")]
+    Kubernetes {
+        context: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
 }
 
 /// Installs rustls' ring provider as the process default. reqwest is built without a provider
