@@ -265,20 +265,6 @@ fn the_database_url_comes_from_a_secret() {
     assert_ne!(secret.optional, Some(true), "the database URL is required");
 }
 
-/// `millrace serve` flags added by the kubernetes platform (branch k8s-platform) and the
-/// KafkaCluster controller (branch k8s-crd), which the Deployment sets ahead of their merge.
-/// Once a flag exists here this test fails, asking for its name to be removed from this list so
-/// that it is checked like the others.
-const FLAGS_OF_THE_KUBERNETES_WORK: [&str; 7] = [
-    "MILLRACE_PLATFORM",
-    "MILLRACE_KUBERNETES_NAMESPACE",
-    "MILLRACE_NAMESPACE_PER_CLUSTER",
-    "MILLRACE_AGENT_IMAGE",
-    "MILLRACE_AGENT_BIN_DIR",
-    "MILLRACE_CONTROL_PLANE_URL",
-    "MILLRACE_WATCH_KAFKACLUSTERS",
-];
-
 /// Read with std::env rather than as flags: the log filter and the admin token.
 const READ_DIRECTLY: [&str; 2] = ["MILLRACE_LOG", "MILLRACE_ADMIN_TOKEN"];
 
@@ -297,13 +283,6 @@ fn serve_environment_variables() -> BTreeSet<String> {
 #[test]
 fn the_deployment_sets_only_variables_millrace_serve_reads() {
     let known = serve_environment_variables();
-    for pending in FLAGS_OF_THE_KUBERNETES_WORK {
-        assert!(
-            !known.contains(pending),
-            "`millrace serve` reads {pending} now: remove it from FLAGS_OF_THE_KUBERNETES_WORK \
-             in deploy_manifests/mod.rs"
-        );
-    }
     let paths = [
         "base/deployment.yaml",
         "overlays/dev/control-plane-dev.yaml",
@@ -319,9 +298,7 @@ fn the_deployment_sets_only_variables_millrace_serve_reads() {
                 continue;
             }
             assert!(
-                known.contains(name)
-                    || READ_DIRECTLY.contains(&name)
-                    || FLAGS_OF_THE_KUBERNETES_WORK.contains(&name),
+                known.contains(name) || READ_DIRECTLY.contains(&name),
                 "{}: `millrace serve` does not read {name}",
                 path.display()
             );

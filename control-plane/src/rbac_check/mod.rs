@@ -435,4 +435,5 @@ pub(crate) fn deployed_rules_namespace_per_cluster() -> Vec<Rule> {
 }
 
 mod deployed;
+mod recorded;
 mod tests;
