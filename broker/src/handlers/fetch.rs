@@ -93,9 +93,12 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                     let read = match (epoch_error, request.replica_id.0) {
                         (Some(error), _) => Err(error.into()),
                         // A follower replicating this partition (Kafka's replica fetch).
-                        (None, replica) if replica >= 0 => {
-                            partition.read_for_follower(replica, wanted.fetch_offset, limit)
-                        }
+                        (None, replica) if replica >= 0 => partition.read_for_follower(
+                            replica,
+                            wanted.fetch_offset,
+                            wanted.log_start_offset,
+                            limit,
+                        ),
                         (None, _) if limit == 0 => partition.read(partition.high_watermark(), 0),
                         (None, _) => partition.read(wanted.fetch_offset, limit),
                     };

@@ -174,37 +174,71 @@ pub async fn create_partitions(
     CreatePartitionsResponse::default().with_results(results)
 }
 
+/// DeleteRecords: each leader moves its log start, then the answer waits (up to the request's
+/// timeout) until every in-sync follower has moved its own, as Kafka's does, so that the
+/// deleted records cannot come back with a leader change. A follower that is out of sync
+/// catches up with the leader's log start when it fetches again.
 pub async fn delete_records(
     broker: &Arc<Broker>,
     _header: &RequestHeader,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .into_iter()
-                .map(|wanted| {
-                    let result = DeleteRecordsPartitionResult::default().with_partition_index(wanted.partition_index);
-                    let deleted = match broker.partitions.get(&topic.name, wanted.partition_index) {
-                        None => Err(ResponseError::UnknownTopicOrPartition.into()),
-                        Some(partition) => partition.delete_records_before(wanted.offset),
-                    };
-                    match deleted {
-                        Ok(low_watermark) => {
-                            info!(topic = %topic.name.0, partition = wanted.partition_index, low_watermark, "records deleted");
-                            result.with_low_watermark(low_watermark)
-                        }
-                        Err(error) => result.with_error_code(error.error.code()).with_low_watermark(-1),
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(request.timeout_ms.clamp(0, 300_000) as u64);
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for wanted in topic.partitions {
+            let result = DeleteRecordsPartitionResult::default()
+                .with_partition_index(wanted.partition_index);
+            let Some(partition) = broker.partitions.get(&topic.name, wanted.partition_index) else {
+                partitions.push(
+                    result
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        .with_low_watermark(-1),
+                );
+                continue;
+            };
+            let result = match partition.delete_records_before(wanted.offset) {
+                Ok(low_watermark) => {
+                    if wait_for_low_watermark(&partition, low_watermark, deadline).await {
+                        info!(topic = %topic.name.0, partition = wanted.partition_index, low_watermark, "records deleted");
+                        result.with_low_watermark(low_watermark)
+                    } else {
+                        info!(topic = %topic.name.0, partition = wanted.partition_index, low_watermark, "records deleted on the leader; in-sync followers did not follow in time");
+                        result
+                            .with_error_code(ResponseError::RequestTimedOut.code())
+                            .with_low_watermark(partition.low_watermark())
                     }
-                })
-                .collect();
+                }
+                Err(error) => result
+                    .with_error_code(error.error.code())
+                    .with_low_watermark(-1),
+            };
+            partitions.push(result);
+        }
+        topics.push(
             DeleteRecordsTopicResult::default()
                 .with_name(topic.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     DeleteRecordsResponse::default().with_topics(topics)
+}
+
+/// Whether every in-sync replica's log starts at `offset` or later before `deadline`.
+async fn wait_for_low_watermark(
+    partition: &crate::partition::Partition,
+    offset: i64,
+    deadline: tokio::time::Instant,
+) -> bool {
+    loop {
+        if partition.low_watermark() >= offset {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -226,6 +226,7 @@ impl Partition {
         &self,
         replica_id: i32,
         fetch_offset: i64,
+        follower_log_start: i64,
         max_bytes: usize,
     ) -> Result<ReadOutcome, PartitionError> {
         {
@@ -238,6 +239,7 @@ impl Partition {
             }
             let log_end = self.state.lock().log.log_end_offset();
             replicas.record_fetch(replica_id, fetch_offset, log_end, now_ms());
+            replicas.record_log_start(replica_id, follower_log_start);
         }
         let high_watermark = self.advance_high_watermark();
         let state = self.state.lock();
@@ -512,8 +514,18 @@ impl Partition {
             .map(|record| (record.offset, record.timestamp)))
     }
 
+    /// The smallest log start offset among the in-sync replicas: records below it are gone
+    /// from every replica that could become leader.
+    pub fn low_watermark(&self) -> i64 {
+        let leader_start = self.log_start_offset();
+        self.replicas.lock().low_watermark(leader_start)
+    }
+
     /// DeleteRecords: moves the log start up to `offset` (-1: the high watermark).
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, PartitionError> {
+        if !self.is_leader() {
+            return Err(ResponseError::NotLeaderOrFollower.into());
+        }
         let high_watermark = self.high_watermark();
         let target = if offset == -1 { high_watermark } else { offset };
         if target < 0 || target > high_watermark {

@@ -17,6 +17,8 @@ pub struct FollowerProgress {
     pub last_caught_up_ms: i64,
     /// The leader's log end offset when this follower fetched last.
     leader_end_at_last_fetch: i64,
+    /// The follower's log start offset as its last fetch reported it (-1: not yet).
+    pub log_start_offset: i64,
 }
 
 /// Leadership and replica assignment of a partition, as known to this broker.
@@ -65,6 +67,7 @@ impl ReplicaSet {
                         // A new leader gives every follower a full lag period to show up.
                         last_caught_up_ms: now_ms,
                         leader_end_at_last_fetch: -1,
+                        log_start_offset: -1,
                     },
                 )
             })
@@ -123,6 +126,29 @@ impl ReplicaSet {
         }
         progress.log_end_offset = fetch_offset;
         progress.leader_end_at_last_fetch = leader_end;
+    }
+
+    /// Records the log start offset a follower reported in its fetch.
+    pub fn record_log_start(&mut self, broker: i32, log_start_offset: i64) {
+        if let Some(progress) = self.followers.get_mut(&broker) {
+            progress.log_start_offset = log_start_offset;
+        }
+    }
+
+    /// The smallest log start offset in the ISR (Kafka's low watermark), the leader's being
+    /// `leader_start`: DeleteRecords is done once it reaches the requested offset.
+    pub fn low_watermark(&self, leader_start: i64) -> i64 {
+        self.isr
+            .iter()
+            .map(|&id| {
+                if id == self.local_id {
+                    leader_start
+                } else {
+                    self.followers.get(&id).map_or(-1, |p| p.log_start_offset)
+                }
+            })
+            .min()
+            .unwrap_or(leader_start)
     }
 
     /// Where the high watermark may be: the smallest log end offset in the ISR.
@@ -213,6 +239,18 @@ mod tests {
         assert_eq!(set.expanded_isr(100, 100), None);
         set.record_fetch(3, 100, 100, 13_000);
         assert_eq!(set.expanded_isr(100, 100), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_smallest_log_start_in_the_isr() {
+        let mut set = three();
+        assert_eq!(set.low_watermark(40), -1, "followers not heard of yet");
+        set.record_log_start(2, 40);
+        set.record_log_start(3, 0);
+        assert_eq!(set.low_watermark(40), 0);
+        set.isr = vec![1, 2];
+        assert_eq!(set.low_watermark(40), 40);
+        assert_eq!(ReplicaSet::single(1, 0).low_watermark(7), 7);
     }
 
     #[test]
