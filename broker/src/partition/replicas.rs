@@ -138,33 +138,27 @@ impl ReplicaSet {
     /// The smallest log start offset in the ISR (Kafka's low watermark), the leader's being
     /// `leader_start`: DeleteRecords is done once it reaches the requested offset.
     pub fn low_watermark(&self, leader_start: i64) -> i64 {
-        self.isr
-            .iter()
-            .map(|&id| {
-                if id == self.local_id {
-                    leader_start
-                } else {
-                    self.followers.get(&id).map_or(-1, |p| p.log_start_offset)
-                }
-            })
-            .min()
-            .unwrap_or(leader_start)
+        self.isr_minimum(leader_start, |p| p.log_start_offset)
     }
 
     /// Where the high watermark may be: the smallest log end offset in the ISR.
     pub fn high_watermark(&self, leader_end: i64) -> i64 {
+        self.isr_minimum(leader_end, |p| p.log_end_offset).max(0)
+    }
+
+    /// The smallest of `leader_value` and `of` each in-sync follower (-1 for one not heard of).
+    fn isr_minimum(&self, leader_value: i64, of: impl Fn(&FollowerProgress) -> i64) -> i64 {
         self.isr
             .iter()
             .map(|&id| {
                 if id == self.local_id {
-                    leader_end
+                    leader_value
                 } else {
-                    self.followers.get(&id).map_or(-1, |p| p.log_end_offset)
+                    self.followers.get(&id).map_or(-1, &of)
                 }
             })
             .min()
-            .unwrap_or(leader_end)
-            .max(0)
+            .unwrap_or(leader_value)
     }
 
     /// The ISR without the followers that have not caught up for `max_lag_ms`, or None when
