@@ -209,19 +209,31 @@ async fn a_wiped_voter_rejoins_under_a_new_directory_id() {
         "no second cluster"
     );
     let new_key = wiped.key();
+    // Every running node has applied the final configuration (not the joint one): stopping
+    // the leader in the middle of the change would leave no majority of the old voters.
     let promoted = tokio::time::timeout(CATCH_UP, async {
-        let mut metrics = cluster.node(2).raft_metrics();
-        metrics
-            .wait_for(|m| {
-                let voters: Vec<_> = m.membership_config.membership().voter_ids().collect();
-                voters.contains(&new_key) && !voters.contains(&old_key) && voters.len() == 3
-            })
-            .await
-            .map(|_| ())
+        for node in cluster.running() {
+            let mut metrics = node.raft_metrics();
+            metrics
+                .wait_for(|m| {
+                    let membership = m.membership_config.membership();
+                    let voters: Vec<_> = membership.voter_ids().collect();
+                    let applied = m.last_applied.map(|id| id.index);
+                    let changed_at = m.membership_config.log_id().map(|id| id.index);
+                    voters.contains(&new_key)
+                        && !voters.contains(&old_key)
+                        && voters.len() == 3
+                        && membership.get_joint_config().len() == 1
+                        && applied >= changed_at
+                })
+                .await
+                .map(|_| ())?;
+        }
+        Ok::<(), tokio::sync::watch::error::RecvError>(())
     })
     .await;
     assert!(
-        promoted.is_ok(),
+        matches!(promoted, Ok(Ok(()))),
         "the new directory replaced the old one as voter"
     );
 
