@@ -7,7 +7,7 @@ makes, and exits non-zero (through `fail`) at the first one that does not hold.
 import sys
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -71,9 +71,19 @@ def wait_for(predicate, what, timeout=20.0, interval=0.2):
 
 
 def watermarks(bootstrap, topic, partition, timeout=10):
+    """(low, high) of a partition. UNKNOWN_TOPIC_OR_PART is retriable, as in Kafka: a broker
+    serves a partition a moment after the metadata shows it (it opens it then)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-watermarks"})
+    deadline = time.monotonic() + timeout
     try:
-        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        while True:
+            try:
+                return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            except KafkaException as error:
+                retriable = error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+                if not retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     finally:
         consumer.close()
 
