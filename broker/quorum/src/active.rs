@@ -253,8 +253,10 @@ impl MetadataQuorum {
             (session_timeout / 8).clamp(Duration::from_millis(20), Duration::from_millis(500));
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The candidate's own election timer ran out before it was elected.
-        let election_timeout = Duration::from_millis(self.config.election_timeout_ms.0);
+        // Openraft's voters grant a vote only once their leader lease (the longest election
+        // timeout) expired without hearing from the leader: a majority of the quorum had not
+        // heard from the previous controller for that long when this one was elected.
+        let election_timeout = Duration::from_millis(self.config.election_timeout_ms.1);
         while !self.stopped.load(Ordering::Relaxed) {
             interval.tick().await;
             if !self.is_leader() {

@@ -89,8 +89,8 @@ pub struct QuorumConfig {
 }
 
 impl QuorumConfig {
-    /// The defaults: session 9 s (the broker passes its own, shorter), elections 0.8-1.6 s,
-    /// Raft heartbeats every 200 ms, requests 10 s, a snapshot every 1000 entries.
+    /// The defaults: session 9 s (the broker passes its own, shorter), elections 0.6-1.2 s,
+    /// Raft heartbeats every 150 ms, requests 10 s, a snapshot every 1000 entries.
     pub fn new(node_id: i32, voters: Vec<Voter>, listen: SocketAddr, dir: PathBuf) -> Self {
         QuorumConfig {
             node_id,
@@ -98,8 +98,8 @@ impl QuorumConfig {
             listen,
             dir,
             broker_session_timeout_ms: 9000,
-            election_timeout_ms: (800, 1600),
-            heartbeat_interval_ms: 200,
+            election_timeout_ms: (600, 1200),
+            heartbeat_interval_ms: 150,
             request_timeout_ms: 10_000,
             snapshot_every_entries: 1000,
         }

@@ -15,10 +15,10 @@ pub struct SessionStart {
     /// When this node became the active controller.
     pub since: Instant,
     /// The previous active controller's broker id, and when it was last heard of at the latest.
-    /// A new Raft leader is only elected once the old one went unheard for an election
-    /// timeout, so that broker's session need not restart in full: when the old controller
-    /// died with its broker (the usual reason for an election), its leaderships move an
-    /// election timeout sooner.
+    /// A new Raft leader is only elected once a majority went without hearing from the old one
+    /// for the leader lease (the longest election timeout), so that broker's session need not
+    /// restart in full: when the old controller died with its broker (the usual reason for an
+    /// election), its leaderships move that much sooner.
     pub previous_controller: Option<(i32, Instant)>,
 }
 
