@@ -52,6 +52,24 @@ impl ActiveController {
         self.sessions.lock().other_controller = Some(broker_id);
     }
 
+    /// The previous controller's quorum listener refused a connection: no quorum process runs
+    /// there, so its broker's session is over now rather than after the rest of its timeout.
+    fn previous_controller_is_down(&self, term: u64, session_timeout: Duration) {
+        let mut sessions = self.sessions.lock();
+        if sessions.term != term {
+            return;
+        }
+        if let Some(start) = sessions.start.as_mut() {
+            if let Some((id, last_heard)) = start.previous_controller {
+                let gone = start
+                    .since
+                    .checked_sub(session_timeout)
+                    .unwrap_or(start.since);
+                start.previous_controller = Some((id, last_heard.min(gone)));
+            }
+        }
+    }
+
     /// When this node became the controller of `term` (sessions restart with a new term), and
     /// the previous controller, unheard of for at least `election_timeout` by then.
     fn session_start(&self, term: u64, election_timeout: Duration) -> SessionStart {
@@ -246,6 +264,21 @@ impl MetadataQuorum {
         })
     }
 
+    /// Whether voter `id`'s controller listener refuses a connection (nothing listens there: the
+    /// process is gone). A time-out or any other error is no evidence either way.
+    async fn previous_controller_refuses(&self, id: i32) -> bool {
+        let Some(voter) = self.config.voter(id) else {
+            return false;
+        };
+        let address = voter.address();
+        let probe = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(address.as_str()),
+        )
+        .await;
+        matches!(probe, Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused)
+    }
+
     /// While leader: gives the cluster its id, and fences brokers whose session expired.
     pub(crate) async fn run_controller_loop(self: Arc<Self>) {
         let session_timeout = Duration::from_millis(self.config.broker_session_timeout_ms);
@@ -257,6 +290,7 @@ impl MetadataQuorum {
         // timeout) expired without hearing from the leader: a majority of the quorum had not
         // heard from the previous controller for that long when this one was elected.
         let election_timeout = Duration::from_millis(self.config.election_timeout_ms.1);
+        let mut probed_term = 0;
         while !self.stopped.load(Ordering::Relaxed) {
             interval.tick().await;
             if !self.is_leader() {
@@ -267,7 +301,22 @@ impl MetadataQuorum {
                 continue;
             }
             let term = self.raft_metrics().borrow().current_term;
-            let start = self.active.session_start(term, election_timeout);
+            let mut start = self.active.session_start(term, election_timeout);
+            if probed_term != term {
+                probed_term = term;
+                if let Some((id, _)) = start.previous_controller {
+                    if self.previous_controller_refuses(id).await {
+                        tracing::info!(
+                            broker_id = id,
+                            "the previous controller's quorum listener refuses connections: \
+                             its broker's session ends now"
+                        );
+                        self.active
+                            .previous_controller_is_down(term, session_timeout);
+                        start = self.active.session_start(term, election_timeout);
+                    }
+                }
+            }
             let cluster = self.metadata().borrow().clone();
             if cluster.cluster_id.is_empty() {
                 let cluster_id = Uuid::new_v4().simple().to_string();

@@ -116,6 +116,24 @@ mod tests {
         assert!(expired_sessions(&cluster, &heartbeats, start, now, timeout).is_empty());
     }
 
+    #[test]
+    fn a_previous_controller_known_to_be_down_expires_at_once() {
+        let cluster = cluster_with_brokers(&[(1, None), (2, None)]);
+        let since = Instant::now() + Duration::from_secs(60);
+        let timeout = Duration::from_millis(2500);
+        // What the controller records when the old controller's listener refuses connections.
+        let start = SessionStart {
+            since,
+            previous_controller: Some((1, since - timeout)),
+        };
+        let now = since + Duration::from_millis(1);
+        let expired = expired_sessions(&cluster, &HashMap::new(), start, now, timeout);
+        assert_eq!(
+            expired.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            vec![1]
+        );
+    }
+
     fn fresh(since: Instant) -> SessionStart {
         SessionStart {
             since,
