@@ -40,35 +40,7 @@ impl RecordedRequest {
     /// The RBAC rule that allows this request: (verb, API group, resource), the resource with
     /// its subresource (`kafkaclusters/status`), the core group as "".
     pub(crate) fn rbac(&self) -> (String, String, String) {
-        let segments: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
-        let (group, rest) = match segments.as_slice() {
-            ["api", _version, rest @ ..] => ("", rest),
-            ["apis", group, _version, rest @ ..] => (*group, rest),
-            _ => panic!("not a Kubernetes API path: {}", self.path),
-        };
-        let rest = match rest {
-            ["namespaces", _namespace, rest @ ..] if !rest.is_empty() => rest,
-            other => other,
-        };
-        let (resource, named) = match rest {
-            [resource] => (resource.to_string(), false),
-            [resource, _name] => (resource.to_string(), true),
-            [resource, _name, subresource] => (format!("{resource}/{subresource}"), true),
-            _ => panic!("not a resource path: {}", self.path),
-        };
-        let watch = self.query.split('&').any(|pair| pair == "watch=true");
-        let verb = match (self.method.as_str(), named, watch) {
-            ("GET", _, true) => "watch",
-            ("GET", false, false) => "list",
-            ("GET", true, false) => "get",
-            ("POST", _, _) => "create",
-            ("PUT", _, _) => "update",
-            ("PATCH", _, _) => "patch",
-            ("DELETE", false, _) => "deletecollection",
-            ("DELETE", true, _) => "delete",
-            (method, _, _) => panic!("unexpected method {method}"),
-        };
-        (verb.to_owned(), group.to_owned(), resource)
+        crate::rbac_check::rbac_of(&self.method, &self.path, &self.query)
     }
 }
 

@@ -309,6 +309,14 @@ pub(crate) fn verb_of(method: &str, path: &str, query: &str) -> Result<ApiReques
     })
 }
 
+/// (verb, API group, resource with its subresource) of a request a mock API server recorded;
+/// panics on a path that is not a Kubernetes resource (a test's mistake).
+pub(crate) fn rbac_of(method: &str, path: &str, query: &str) -> (String, String, String) {
+    let request = verb_of(method, path, query).unwrap_or_else(|e| panic!("{e}"));
+    let resource = request.rbac_resource();
+    (request.verb.to_owned(), request.api_group, resource)
+}
+
 /// The requests (method, path, query) that `rules` do not allow, each with the reason, for a
 /// test to print. A request that does not parse counts as not allowed.
 pub(crate) fn denied_requests<'a>(

@@ -42,34 +42,7 @@ pub(crate) struct RecordedRequest {
 impl RecordedRequest {
     /// The RBAC view of the request: (verb, apiGroup, resource), e.g. ("patch", "", "pods").
     pub(crate) fn rbac_rule(&self) -> (String, String, String) {
-        let segments: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
-        // /api/v1/... (core group) or /apis/<group>/<version>/...
-        let (group, rest) = match segments.as_slice() {
-            ["api", _version, rest @ ..] => (String::new(), rest.to_vec()),
-            ["apis", group, _version, rest @ ..] => (group.to_string(), rest.to_vec()),
-            _ => (String::new(), Vec::new()),
-        };
-        // namespaces/<ns>/<resource>[/<name>] or <resource>[/<name>]
-        let (resource, named) = match rest.as_slice() {
-            ["namespaces", _, resource] => (resource.to_string(), false),
-            ["namespaces", _, resource, _name, ..] => (resource.to_string(), true),
-            [resource, _name] => (resource.to_string(), true),
-            [resource] => (resource.to_string(), false),
-            _ => (String::new(), false),
-        };
-        let watch = self.query.split('&').any(|pair| pair == "watch=true");
-        let verb = match (self.method.as_str(), named) {
-            ("GET", true) => "get",
-            ("GET", false) if watch => "watch",
-            ("GET", false) => "list",
-            ("POST", _) => "create",
-            ("PATCH", _) => "patch",
-            ("PUT", _) => "update",
-            ("DELETE", true) => "delete",
-            ("DELETE", false) => "deletecollection",
-            _ => "unknown",
-        };
-        (verb.to_string(), group, resource)
+        crate::rbac_check::rbac_of(&self.method, &self.path, &self.query)
     }
 }
 
