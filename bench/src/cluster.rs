@@ -22,13 +22,22 @@ pub fn run(binary: &Path, spec: &LoadSpec) -> anyhow::Result<()> {
         .map(BrokerProcess::bootstrap)
         .collect::<Vec<_>>()
         .join(",");
+    let pids: Vec<u32> = brokers.iter().map(BrokerProcess::pid).collect();
     let topic = "bench-replicated";
     create_topic(&bootstrap, topic, spec.partitions, 3)?;
     println!(
         "# 3 brokers, {} partitions x 3 replicas (min.insync.replicas 2)",
         spec.partitions
     );
-    let full = produce(&bootstrap, topic, spec, "all", None, "3 replicas acks=all")?;
+    let full = produce(
+        &bootstrap,
+        topic,
+        spec,
+        "all",
+        None,
+        "3 replicas acks=all",
+        &pids,
+    )?;
     let half = LoadSpec {
         records: spec.records / 2,
         ..*spec
@@ -40,6 +49,7 @@ pub fn run(binary: &Path, spec: &LoadSpec) -> anyhow::Result<()> {
         "all",
         Some(full.records_s / 2.0),
         "3 replicas acks=all @ half rate",
+        &pids,
     )?;
     let leader = leader_of(&bootstrap, topic, 0)?;
     let seconds = failover_seconds(&bootstrap, topic, 0, &mut brokers[(leader - 1) as usize])?;

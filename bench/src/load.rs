@@ -14,6 +14,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
+use crate::cpu;
+
 #[derive(Clone, Copy)]
 pub struct LoadSpec {
     pub records: usize,
@@ -28,14 +30,56 @@ pub struct RunResult {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
+    /// CPU seconds per GB moved: the brokers' and this client's.
+    pub broker_cpu_s_gb: f64,
+    pub client_cpu_s_gb: f64,
 }
 
 impl RunResult {
     fn print(&self) {
         println!(
-            "{:<28} {:>10.0} records/s {:>8.1} MB/s   p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms",
-            self.name, self.records_s, self.mb_s, self.p50_ms, self.p99_ms, self.p999_ms
+            "{:<28} {:>10.0} records/s {:>8.1} MB/s   p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms   CPU s/GB broker {:>5.2} client {:>5.2}",
+            self.name,
+            self.records_s,
+            self.mb_s,
+            self.p50_ms,
+            self.p99_ms,
+            self.p999_ms,
+            self.broker_cpu_s_gb,
+            self.client_cpu_s_gb
         );
+    }
+}
+
+/// CPU time used by the brokers (all of them, for a cluster) and by this process between
+/// `start` and `per_gb`.
+struct CpuMeter {
+    broker_pids: Vec<String>,
+    brokers: f64,
+    client: f64,
+}
+
+impl CpuMeter {
+    fn start(broker_pids: &[u32]) -> anyhow::Result<CpuMeter> {
+        let broker_pids: Vec<String> = broker_pids.iter().map(u32::to_string).collect();
+        Ok(CpuMeter {
+            brokers: Self::brokers_seconds(&broker_pids)?,
+            client: cpu::seconds("self")?,
+            broker_pids,
+        })
+    }
+
+    fn brokers_seconds(pids: &[String]) -> anyhow::Result<f64> {
+        pids.iter().map(|pid| cpu::seconds(pid)).sum()
+    }
+
+    /// (brokers, client) CPU seconds per GB for `bytes` moved since `start`.
+    fn per_gb(&self, bytes: usize) -> anyhow::Result<(f64, f64)> {
+        let gb = bytes as f64 / 1e9;
+        Ok((
+            (Self::brokers_seconds(&self.broker_pids)? - self.brokers) / gb,
+            (cpu::seconds("self")? - self.client) / gb,
+        ))
     }
 }
 
@@ -70,7 +114,28 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// Creates the topic, retrying for up to 30 s: a peer broker may listen before it can create
+/// topics (millrace-broker is started only once its `/ready` answers).
 pub fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication: i32,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match try_create_topic(bootstrap, name, partitions, replication) {
+            Ok(()) => return Ok(()),
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("creating {name} failed, retrying: {error:#}");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn try_create_topic(
     bootstrap: &str,
     name: &str,
     partitions: i32,
@@ -80,7 +145,10 @@ pub fn create_topic(
         .set("bootstrap.servers", bootstrap)
         .create()?;
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
-    let results = runtime().block_on(admin.create_topics([&topic], &AdminOptions::new()))?;
+    // A broker asked before it knows its controller answers without one, and librdkafka then
+    // waits for one until the request times out: a short timeout and a new client retry sooner.
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = runtime().block_on(admin.create_topics([&topic], &options))?;
     for result in results {
         if let Err((topic, code)) = result {
             if code != RDKafkaErrorCode::TopicAlreadyExists {
@@ -111,6 +179,7 @@ pub(crate) fn produce(
     acks: &str,
     rate: Option<f64>,
     name: &str,
+    broker_pids: &[u32],
 ) -> anyhow::Result<RunResult> {
     let context = LatencyContext {
         latencies_us: Mutex::new(Vec::with_capacity(spec.records)),
@@ -125,6 +194,7 @@ pub(crate) fn produce(
         .set("queue.buffering.max.kbytes", "1048576")
         .create_with_context(context)?;
     let value = vec![b'x'; spec.size];
+    let cpu = CpuMeter::start(broker_pids)?;
     let started = Instant::now();
     for i in 0..spec.records {
         if let Some(rate) = rate {
@@ -159,6 +229,7 @@ pub(crate) fn produce(
     let mut latencies = std::mem::take(&mut *context.latencies_us.lock().expect("latency list"));
     latencies.sort_unstable();
     let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    let (broker_cpu_s_gb, client_cpu_s_gb) = cpu.per_gb(spec.records * spec.size)?;
     let result = RunResult {
         name: name.to_string(),
         records_s: spec.records as f64 / seconds,
@@ -166,6 +237,8 @@ pub(crate) fn produce(
         p50_ms: quantile(0.50),
         p99_ms: quantile(0.99),
         p999_ms: quantile(0.999),
+        broker_cpu_s_gb,
+        client_cpu_s_gb,
     };
     result.print();
     Ok(result)
@@ -176,6 +249,7 @@ fn consume(
     topic: &str,
     spec: &LoadSpec,
     expected: usize,
+    broker_pids: &[u32],
 ) -> anyhow::Result<RunResult> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -188,6 +262,7 @@ fn consume(
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
+    let cpu = CpuMeter::start(broker_pids)?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(300);
     let mut seen = 0usize;
@@ -203,6 +278,7 @@ fn consume(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let (broker_cpu_s_gb, client_cpu_s_gb) = cpu.per_gb(bytes)?;
     let result = RunResult {
         name: "consume".into(),
         records_s: seen as f64 / seconds,
@@ -210,6 +286,8 @@ fn consume(
         p50_ms: 0.0,
         p99_ms: 0.0,
         p999_ms: 0.0,
+        broker_cpu_s_gb,
+        client_cpu_s_gb,
     };
     result.print();
     Ok(result)
@@ -224,8 +302,24 @@ pub fn run_suite(
 ) -> anyhow::Result<Vec<RunResult>> {
     let topic = format!("bench-{broker_pid}");
     create_topic(bootstrap, &topic, spec.partitions, 1)?;
-    let acks1 = produce(bootstrap, &topic, spec, "1", None, "produce acks=1")?;
-    let acks_all = produce(bootstrap, &topic, spec, "all", None, "produce acks=all")?;
+    let acks1 = produce(
+        bootstrap,
+        &topic,
+        spec,
+        "1",
+        None,
+        "produce acks=1",
+        &[broker_pid],
+    )?;
+    let acks_all = produce(
+        bootstrap,
+        &topic,
+        spec,
+        "all",
+        None,
+        "produce acks=all",
+        &[broker_pid],
+    )?;
     let half = LoadSpec {
         records: spec.records / 2,
         ..*spec
@@ -237,6 +331,7 @@ pub fn run_suite(
         "1",
         Some(acks1.records_s / 2.0),
         "produce acks=1 @ half rate",
+        &[broker_pid],
     )?;
     let half_all = produce(
         bootstrap,
@@ -245,7 +340,8 @@ pub fn run_suite(
         "all",
         Some(acks_all.records_s / 2.0),
         "produce acks=all @ half rate",
+        &[broker_pid],
     )?;
-    let consumed = consume(bootstrap, &topic, spec, spec.records * 3)?;
+    let consumed = consume(bootstrap, &topic, spec, spec.records * 3, &[broker_pid])?;
     Ok(vec![acks1, acks_all, half1, half_all, consumed])
 }

@@ -6,6 +6,7 @@
 
 mod broker_process;
 mod cluster;
+mod cpu;
 mod disk;
 mod load;
 
@@ -57,26 +58,28 @@ fn main() -> anyhow::Result<()> {
         args.records, args.size, args.partitions
     );
 
+    // The reference is measured before and after the single-node runs: on a virtual machine it
+    // moves with the host's load, and the ratio is taken against the higher of the two.
     let scratch = tempfile::tempdir_in(".")?;
-    let disk_mb_s = disk::sequential_write_mb_s(scratch.path(), args.disk_mib)?;
-    println!(
-        "disk: sequential write with fdatasync: {disk_mb_s:.0} MB/s ({} MiB)",
-        args.disk_mib
-    );
+    let disk_before = measure_disk(scratch.path(), args.disk_mib, "before the runs")?;
 
     let broker = BrokerProcess::start(&binary, &[])?;
     let results = load::run_suite(&broker.bootstrap(), &args.load(), broker.pid())?;
     let peak_rss = broker.peak_rss_mib()?;
     println!("millrace-broker peak RSS during the runs: {peak_rss:.1} MiB");
-    let acks1 = results
-        .iter()
-        .find(|r| r.name == "produce acks=1")
-        .map(|r| r.mb_s)
-        .unwrap_or(0.0);
-    println!(
-        "producer throughput (acks=1) / disk bandwidth: {:.0}%  (target >= 50% and >= 100 MB/s)",
-        100.0 * acks1 / disk_mb_s
-    );
+    let disk_after = measure_disk(scratch.path(), args.disk_mib, "after the runs")?;
+    let disk_mb_s = disk_before.max(disk_after);
+    for name in ["produce acks=1", "produce acks=all"] {
+        let mb_s = results
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.mb_s)
+            .unwrap_or(0.0);
+        println!(
+            "{name} / disk bandwidth ({disk_mb_s:.0} MB/s): {:.0}%  (target >= 50% and >= 100 MB/s)",
+            100.0 * mb_s / disk_mb_s
+        );
+    }
     drop(broker);
 
     let idle = BrokerProcess::start(&binary, &[])?;
@@ -112,6 +115,12 @@ fn main() -> anyhow::Result<()> {
         None => println!("no peer broker: put `tansu` on PATH or pass --peer to compare"),
     }
     Ok(())
+}
+
+fn measure_disk(dir: &std::path::Path, mib: usize, when: &str) -> anyhow::Result<f64> {
+    let mb_s = disk::sequential_write_mb_s(dir, mib)?;
+    println!("disk: sequential write with fdatasync, {when}: {mb_s:.0} MB/s ({mib} MiB)");
+    Ok(mb_s)
 }
 
 impl Args {

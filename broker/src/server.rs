@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -105,12 +105,14 @@ async fn serve_connection(
             broker.metrics.rejected_frame();
             break;
         }
-        let mut frame = BytesMut::zeroed(length as usize);
-        if let Err(error) = reader.read_exact(&mut frame).await {
-            debug!(%error, "connection closed mid-frame");
-            break;
-        }
-        match dispatch::handle_frame(&broker, frame.freeze()).await {
+        let frame = match read_frame(&mut reader, length as usize).await {
+            Ok(frame) => frame,
+            Err(error) => {
+                debug!(%error, "connection closed mid-frame");
+                break;
+            }
+        };
+        match dispatch::handle_frame(&broker, frame).await {
             Ok(Some(response)) => {
                 let write = async {
                     writer.write_i32(response.len() as i32).await?;
@@ -139,9 +141,55 @@ async fn serve_connection(
     debug!("connection closed");
 }
 
+/// Reads a frame of `length` bytes into a buffer of exactly that size, without zeroing it
+/// first; the part of a large frame not already buffered goes from the socket straight into it.
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, length: usize) -> std::io::Result<Bytes> {
+    let mut frame = BytesMut::with_capacity(length);
+    while frame.len() < length {
+        let wanted = length - frame.len();
+        if reader.read_buf(&mut (&mut frame).limit(wanted)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame.freeze())
+}
+
 fn holds_complete_frame(mut buffered: &[u8]) -> bool {
     buffered.remaining() >= 4 && {
         let length = buffered.get_i32();
         length >= 0 && buffered.remaining() >= length as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_frame_read_stops_at_its_length_whatever_the_pieces() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut reader = BufReader::with_capacity(16, server);
+        let writer = tokio::spawn(async move {
+            // A 100-byte frame and the start of the next one, in pieces smaller and larger than
+            // the reader's buffer.
+            let bytes: Vec<u8> = (0..100u8).chain([7, 7, 7]).collect();
+            for piece in bytes.chunks(13) {
+                client.write_all(piece).await.unwrap();
+            }
+            client
+        });
+        let frame = read_frame(&mut reader, 100).await.unwrap();
+        assert_eq!(frame.to_vec(), (0..100u8).collect::<Vec<_>>());
+        let mut next = [0u8; 3];
+        reader.read_exact(&mut next).await.unwrap();
+        assert_eq!(next, [7, 7, 7]);
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_mid_frame_is_an_error() {
+        let mut reader = BufReader::new(&[1u8, 2, 3][..]);
+        let error = read_frame(&mut reader, 10).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

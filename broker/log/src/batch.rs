@@ -202,6 +202,30 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchH
     Ok(headers)
 }
 
+/// A produce payload that passed [`validate_batches`]: its bytes and their batch headers. The
+/// broker validates once (it needs the headers for its producer-sequence checks) and appends
+/// the same value, so the CRCs are computed once per append.
+#[derive(Debug, Clone)]
+pub struct ValidatedBatches<'a> {
+    bytes: &'a [u8],
+    headers: Vec<BatchHeader>,
+}
+
+impl<'a> ValidatedBatches<'a> {
+    pub fn new(bytes: &'a [u8], max_batch_bytes: usize) -> Result<Self, LogError> {
+        let headers = validate_batches(bytes, max_batch_bytes)?;
+        Ok(ValidatedBatches { bytes, headers })
+    }
+
+    pub fn headers(&self) -> &[BatchHeader] {
+        &self.headers
+    }
+
+    pub(crate) fn into_parts(self) -> (&'a [u8], Vec<BatchHeader>) {
+        (self.bytes, self.headers)
+    }
+}
+
 /// Overwrites the fields the leader owns; both lie outside the CRC.
 pub(crate) fn stamp(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[BASE_OFFSET_POS..BASE_OFFSET_POS + 8].copy_from_slice(&base_offset.to_be_bytes());

@@ -20,7 +20,7 @@ mod segment;
 #[cfg(test)]
 mod test_util;
 
-pub use batch::{validate_batches, BatchHeader};
+pub use batch::{validate_batches, BatchHeader, ValidatedBatches};
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, Log, PendingFlush};

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use millrace_log::{Log, LogConfig, LogError};
+use millrace_log::{Log, LogConfig, LogError, ValidatedBatches};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -369,7 +369,8 @@ impl Partition {
         let now = now_ms();
         let mut state = self.state.lock();
         let max_batch_bytes = state.log.config().max_batch_bytes;
-        let batches = millrace_log::validate_batches(records, max_batch_bytes)?;
+        let validated = ValidatedBatches::new(records, max_batch_bytes)?;
+        let batches = validated.headers();
         if batches.len() == 1 {
             if let SequenceCheck::Duplicate { first_offset } = state.producers.check(&batches[0])? {
                 return Ok(AppendOutcome {
@@ -385,7 +386,7 @@ impl Partition {
             // Several batches in one request: each must follow the previous one; a duplicate
             // among them means the producer resent part of a request, which it never does.
             let mut scratch = ProducerStateTable::default();
-            for batch in &batches {
+            for batch in batches {
                 let check = if scratch.producer_count() == 0 {
                     state.producers.check(batch)?
                 } else {
@@ -398,7 +399,9 @@ impl Partition {
             }
         }
         let epoch = self.leader_epoch();
-        let info = state.log.append_as_leader(records, epoch, now)?;
+        let info = state
+            .log
+            .append_validated_as_leader(validated, epoch, now)?;
         for batch in &info.batches {
             state.producers.record(batch);
         }

@@ -2,7 +2,7 @@
 //! apply the flush-by-count policy.
 
 use super::{AppendInfo, Log};
-use crate::batch::{stamp, validate_batches, BatchHeader};
+use crate::batch::{stamp, validate_batches, BatchHeader, ValidatedBatches};
 use crate::checkpoint;
 use crate::error::LogError;
 use crate::segment::Segment;
@@ -16,7 +16,18 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let mut headers = validate_batches(batches, self.config.max_batch_bytes)?;
+        let validated = ValidatedBatches::new(batches, self.config.max_batch_bytes)?;
+        self.append_validated_as_leader(validated, leader_epoch, now_ms)
+    }
+
+    /// [`Log::append_as_leader`] for batches the caller validated already.
+    pub fn append_validated_as_leader(
+        &mut self,
+        batches: ValidatedBatches<'_>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let (batches, mut headers) = batches.into_parts();
         let mut bytes = batches.to_vec();
         let mut next_offset = self.log_end_offset();
         let mut position = 0;
