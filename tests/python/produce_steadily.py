@@ -22,9 +22,10 @@ def delivered(error, message):
 
 start, sent = time.time(), 0
 while time.time() - start < seconds:
-    due = start + sent / rate
-    if due > time.time():
-        time.sleep(due - time.time())
+    # One reading of the clock: checking and then reading it again could sleep a negative time.
+    ahead = start + sent / rate - time.time()
+    if ahead > 0:
+        time.sleep(ahead)
     producer.produce(topic, value=f"{run}-{sent}".encode(), on_delivery=delivered)
     sent += 1
     producer.poll(0)
