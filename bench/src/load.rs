@@ -83,9 +83,55 @@ impl CpuMeter {
     }
 }
 
+/// A record slower than this is "slow" in the report of where a run's tail lies.
+const SLOW: Duration = Duration::from_millis(10);
+
 struct LatencyContext {
+    created: Instant,
     latencies_us: Mutex<Vec<u32>>,
+    /// When each slow record was sent, in milliseconds since `created`.
+    slow_sent_ms: Mutex<Vec<u32>>,
     failures: AtomicU64,
+}
+
+impl LatencyContext {
+    fn new(records: usize) -> LatencyContext {
+        LatencyContext {
+            created: Instant::now(),
+            latencies_us: Mutex::new(Vec::with_capacity(records)),
+            slow_sent_ms: Mutex::new(Vec::new()),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    fn clear(&self) {
+        self.latencies_us.lock().expect("latency list").clear();
+        self.slow_sent_ms.lock().expect("slow list").clear();
+    }
+
+    /// Whether the slow records were sent together (a stall) or spread over the run started
+    /// at `started`: their count, the 100 ms windows of send time they fall in, the first and
+    /// the last (seconds into the run).
+    fn slow_report(&self, started: Instant) -> Option<String> {
+        let offset = started.duration_since(self.created).as_millis() as u32;
+        let sent: Vec<u32> = self
+            .slow_sent_ms
+            .lock()
+            .expect("slow list")
+            .iter()
+            .map(|ms| ms.saturating_sub(offset))
+            .collect();
+        let (first, last) = (sent.iter().min()?, sent.iter().max()?);
+        let windows: std::collections::BTreeSet<u32> = sent.iter().map(|ms| ms / 100).collect();
+        Some(format!(
+            "{} records slower than {} ms, sent in {} distinct 100 ms windows between {:.2} s and {:.2} s",
+            sent.len(),
+            SLOW.as_millis(),
+            windows.len(),
+            *first as f64 / 1000.0,
+            *last as f64 / 1000.0
+        ))
+    }
 }
 
 impl ClientContext for LatencyContext {}
@@ -95,11 +141,20 @@ impl ProducerContext for LatencyContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
         match result {
-            Ok(_) => self
-                .latencies_us
-                .lock()
-                .expect("latency list")
-                .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32),
+            Ok(_) => {
+                let latency = sent.elapsed();
+                if latency > SLOW {
+                    let at = sent.duration_since(self.created).as_millis();
+                    self.slow_sent_ms
+                        .lock()
+                        .expect("slow list")
+                        .push(at.min(u32::MAX as u128) as u32);
+                }
+                self.latencies_us
+                    .lock()
+                    .expect("latency list")
+                    .push(latency.as_micros().min(u32::MAX as u128) as u32)
+            }
             Err(_) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
             }
@@ -181,10 +236,7 @@ pub(crate) fn produce(
     name: &str,
     broker_pids: &[u32],
 ) -> anyhow::Result<RunResult> {
-    let context = LatencyContext {
-        latencies_us: Mutex::new(Vec::with_capacity(spec.records)),
-        failures: AtomicU64::new(0),
-    };
+    let context = LatencyContext::new(spec.records);
     let producer: ThreadedProducer<LatencyContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", acks)
@@ -242,6 +294,11 @@ pub(crate) fn produce(
         client_cpu_s_gb,
     };
     result.print();
+    if rate.is_some() {
+        if let Some(report) = context.slow_report(started) {
+            println!("  {report}");
+        }
+    }
     Ok(result)
 }
 
@@ -268,7 +325,7 @@ fn warm_up(
     if context.failures.load(Ordering::Relaxed) > 0 {
         bail!("warm-up records were not acknowledged");
     }
-    context.latencies_us.lock().expect("latency list").clear();
+    context.clear();
     Ok(())
 }
 

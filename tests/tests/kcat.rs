@@ -26,7 +26,20 @@ fn kcat_round_trip_each_codec() {
         let input = lines.join("\n") + "\n";
         let produced = kcat(
             &[
-                "-b", &bootstrap, "-P", "-t", &topic, "-z", codec, "-X", "acks=all",
+                "-b",
+                &bootstrap,
+                "-P",
+                "-t",
+                &topic,
+                "-z",
+                codec,
+                "-X",
+                "acks=all",
+                // Lines are compared in order, and only an idempotent producer keeps its order
+                // when it retries a batch (the first may arrive while the auto-created topic's
+                // partition is still opening).
+                "-X",
+                "enable.idempotence=true",
             ],
             Some(input.as_bytes()),
             Duration::from_secs(60),
