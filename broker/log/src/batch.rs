@@ -14,8 +14,10 @@ pub const LOG_OVERHEAD: usize = 12;
 /// The only supported batch format.
 pub const MAGIC_V2: i8 = 2;
 
-pub(crate) const BASE_OFFSET_POS: usize = 0;
-pub(crate) const LEADER_EPOCH_POS: usize = 12;
+const BASE_OFFSET_POS: usize = 0;
+const LEADER_EPOCH_POS: usize = 12;
+/// The bytes before `magic`: the fields the leader may rewrite, and the length.
+pub const PREFIX_SIZE: usize = 16;
 const MAGIC_POS: usize = 16;
 const CRC_POS: usize = 17;
 const ATTRIBUTES_POS: usize = 21;
@@ -111,6 +113,20 @@ impl BatchHeader {
     /// Size of the whole batch including the 12 bytes of offset and length.
     pub fn total_size(&self) -> usize {
         LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+
+    /// The batch's first [`PREFIX_SIZE`] bytes as this header has them: `baseOffset`,
+    /// `batchLength` and `partitionLeaderEpoch`. The leader owns the offset and the epoch, and
+    /// both lie outside the CRC, so a batch stored with this prefix in place of the producer's
+    /// is still the producer's batch.
+    pub fn prefix(&self) -> [u8; PREFIX_SIZE] {
+        let mut prefix = [0u8; PREFIX_SIZE];
+        prefix[BASE_OFFSET_POS..BASE_OFFSET_POS + 8]
+            .copy_from_slice(&self.base_offset.to_be_bytes());
+        prefix[8..12].copy_from_slice(&self.batch_length.to_be_bytes());
+        prefix[LEADER_EPOCH_POS..LEADER_EPOCH_POS + 4]
+            .copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        prefix
     }
 
     pub fn last_offset(&self) -> i64 {
@@ -226,12 +242,6 @@ impl<'a> ValidatedBatches<'a> {
     }
 }
 
-/// Overwrites the fields the leader owns; both lie outside the CRC.
-pub(crate) fn stamp(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
-    batch[BASE_OFFSET_POS..BASE_OFFSET_POS + 8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[LEADER_EPOCH_POS..LEADER_EPOCH_POS + 4].copy_from_slice(&leader_epoch.to_be_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,9 +298,11 @@ mod tests {
     }
 
     #[test]
-    fn stamping_keeps_crc_valid() {
+    fn a_prefix_with_new_offset_and_epoch_keeps_the_crc_valid() {
         let mut buf = encode_batch(&simple_records(2, 0, 10), Compression::None);
-        stamp(&mut buf, 1234, 7);
+        let mut header = BatchHeader::parse(&buf).unwrap();
+        (header.base_offset, header.partition_leader_epoch) = (1234, 7);
+        buf[..PREFIX_SIZE].copy_from_slice(&header.prefix());
         let header = validate_batches(&buf, 1 << 20).unwrap()[0];
         assert_eq!(
             (header.base_offset, header.partition_leader_epoch),

@@ -2,13 +2,13 @@
 //! apply the flush-by-count policy.
 
 use super::{AppendInfo, Log};
-use crate::batch::{stamp, validate_batches, BatchHeader, ValidatedBatches};
+use crate::batch::{validate_batches, BatchHeader, ValidatedBatches};
 use crate::checkpoint;
 use crate::error::LogError;
 use crate::segment::Segment;
 
 impl Log {
-    /// Validates the producer's batches, assigns offsets from the log end offset, stamps the
+    /// Validates the producer's batches, assigns offsets from the log end offset, sets the
     /// leader epoch (both outside the CRC, so batches stay byte-for-byte as sent) and appends.
     pub fn append_as_leader(
         &mut self,
@@ -27,10 +27,10 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let (batches, mut headers) = batches.into_parts();
-        let mut bytes = batches.to_vec();
+        // The new offsets and epoch go into the headers only: the segment writes each batch's
+        // prefix from its header, so the producer's bytes are never copied to be rewritten.
+        let (bytes, mut headers) = batches.into_parts();
         let mut next_offset = self.log_end_offset();
-        let mut position = 0;
         for header in &mut headers {
             // Producers number records 0..n-1; anything else would leave holes in the log.
             if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
@@ -39,13 +39,11 @@ impl Log {
                     header.records_count, header.last_offset_delta
                 )));
             }
-            stamp(&mut bytes[position..], next_offset, leader_epoch);
             header.base_offset = next_offset;
             header.partition_leader_epoch = leader_epoch;
-            position += header.total_size();
             next_offset = header.last_offset() + 1;
         }
-        self.append_validated(&bytes, headers, now_ms)
+        self.append_validated(bytes, headers, now_ms)
     }
 
     /// Appends batches fetched from the leader; they keep their offsets and epochs, and must
@@ -84,6 +82,8 @@ impl Log {
         self.append_validated(batches, headers, now_ms)
     }
 
+    /// Appends `bytes`, the batches `headers` describe in order; each batch is written with its
+    /// header's offset and epoch (see [`Segment::append`]).
     fn append_validated(
         &mut self,
         bytes: &[u8],

@@ -3,6 +3,7 @@
 use kafka_protocol::records::Compression;
 
 use super::*;
+use crate::batch::validate_batches;
 use crate::test_util::{decode_all, encode_batch, simple_records};
 
 pub(super) fn small_config() -> LogConfig {
@@ -149,6 +150,26 @@ fn compressed_batches_pass_through_byte_for_byte() {
         (0..25).collect::<Vec<_>>()
     );
     assert_eq!(records[7].value.as_ref().unwrap().len(), 200);
+}
+
+#[test]
+fn one_append_of_more_batches_than_one_vectored_write_takes_keeps_them_all_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    log.append_as_leader(&batch(1, 0), 2, 0).unwrap();
+    // 600 batches of 2 records: the segment writes them 256 batches at a time.
+    let many: Vec<u8> = (0..600).flat_map(|i| batch(2, i)).collect();
+    let info = log.append_as_leader(&many, 3, 0).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (1, 1_200));
+    let stored = log.read(1, 1 << 24, i64::MAX).unwrap();
+    assert_eq!(stored.len(), many.len());
+    let headers = validate_batches(&stored, 1 << 20).unwrap();
+    assert_eq!(headers.len(), 600);
+    for (i, header) in headers.iter().enumerate() {
+        assert_eq!(header.base_offset, 1 + 2 * i as i64);
+        assert_eq!(header.partition_leader_epoch, 3);
+    }
+    assert_eq!(offsets(&stored), (1..=1_200).collect::<Vec<_>>());
 }
 
 #[test]
