@@ -12,9 +12,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::{Statistics, Window};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::cpu;
+use crate::stalls::StallMeter;
 
 #[derive(Clone, Copy)]
 pub struct LoadSpec {
@@ -86,12 +88,67 @@ impl CpuMeter {
 /// A record slower than this is "slow" in the report of where a run's tail lies.
 const SLOW: Duration = Duration::from_millis(10);
 
+/// How often librdkafka reports its own latency windows in the rate-limited runs.
+const STATISTICS_INTERVAL: &str = "100";
+
 struct LatencyContext {
     created: Instant,
     latencies_us: Mutex<Vec<u32>>,
     /// When each slow record was sent, in milliseconds since `created`.
     slow_sent_ms: Mutex<Vec<u32>>,
+    /// librdkafka's worst waits per statistics interval (rate-limited runs only).
+    client_waits: Mutex<Vec<ClientWaits>>,
     failures: AtomicU64,
+}
+
+/// The longest waits librdkafka saw in one statistics interval, over all brokers, in
+/// microseconds: a record in the producer's queue until it went into a request (linger
+/// included), a request in the output buffer until written to the socket, and a request's
+/// round trip from the socket write to the broker's response.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct ClientWaits {
+    /// Milliseconds since the context was created.
+    at_ms: u32,
+    queue_us: i64,
+    outbuf_us: i64,
+    rtt_us: i64,
+}
+
+impl ClientWaits {
+    fn of(statistics: &Statistics, at_ms: u32) -> ClientWaits {
+        let max = |window: &Option<Window>| window.as_ref().map_or(0, |w| w.max);
+        // Brokers with node id -1 are the bootstrap entries and librdkafka's internal one.
+        statistics
+            .brokers
+            .values()
+            .filter(|broker| broker.nodeid >= 0)
+            .fold(
+                ClientWaits {
+                    at_ms,
+                    ..ClientWaits::default()
+                },
+                |waits, broker| ClientWaits {
+                    at_ms,
+                    queue_us: waits.queue_us.max(max(&broker.int_latency)),
+                    outbuf_us: waits.outbuf_us.max(max(&broker.outbuf_latency)),
+                    rtt_us: waits.rtt_us.max(max(&broker.rtt)),
+                },
+            )
+    }
+
+    /// The worst of each wait over `intervals`, with the time of the worst round trip.
+    fn report(intervals: &[ClientWaits], offset_ms: u32) -> Option<String> {
+        let worst_rtt = intervals.iter().max_by_key(|w| w.rtt_us)?;
+        let max_ms =
+            |f: fn(&ClientWaits) -> i64| intervals.iter().map(f).max().unwrap_or(0) as f64 / 1000.0;
+        Some(format!(
+            "librdkafka's worst per 100 ms: {:.2} ms in the producer queue (linger included), {:.2} ms before a request was written, {:.2} ms round trip to the broker (at {:.2} s)",
+            max_ms(|w| w.queue_us),
+            max_ms(|w| w.outbuf_us),
+            worst_rtt.rtt_us as f64 / 1000.0,
+            worst_rtt.at_ms.saturating_sub(offset_ms) as f64 / 1000.0
+        ))
+    }
 }
 
 impl LatencyContext {
@@ -100,6 +157,7 @@ impl LatencyContext {
             created: Instant::now(),
             latencies_us: Mutex::new(Vec::with_capacity(records)),
             slow_sent_ms: Mutex::new(Vec::new()),
+            client_waits: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
         }
     }
@@ -107,13 +165,32 @@ impl LatencyContext {
     fn clear(&self) {
         self.latencies_us.lock().expect("latency list").clear();
         self.slow_sent_ms.lock().expect("slow list").clear();
+        self.client_waits.lock().expect("client waits").clear();
+    }
+
+    fn since_created_ms(&self, at: Instant) -> u32 {
+        at.duration_since(self.created)
+            .as_millis()
+            .min(u32::MAX as u128) as u32
+    }
+
+    /// [`ClientWaits::report`] for the run started at `started`.
+    fn client_waits_report(&self, started: Instant) -> Option<String> {
+        let offset = self.since_created_ms(started);
+        let waits = self.client_waits.lock().expect("client waits");
+        let during: Vec<ClientWaits> = waits
+            .iter()
+            .filter(|w| w.at_ms >= offset)
+            .copied()
+            .collect();
+        ClientWaits::report(&during, offset)
     }
 
     /// Whether the slow records were sent together (a stall) or spread over the run started
     /// at `started`: their count, the 100 ms windows of send time they fall in, the first and
     /// the last (seconds into the run).
     fn slow_report(&self, started: Instant) -> Option<String> {
-        let offset = started.duration_since(self.created).as_millis() as u32;
+        let offset = self.since_created_ms(started);
         let sent: Vec<u32> = self
             .slow_sent_ms
             .lock()
@@ -134,7 +211,12 @@ impl LatencyContext {
     }
 }
 
-impl ClientContext for LatencyContext {}
+impl ClientContext for LatencyContext {
+    fn stats(&self, statistics: Statistics) {
+        let waits = ClientWaits::of(&statistics, self.since_created_ms(Instant::now()));
+        self.client_waits.lock().expect("client waits").push(waits);
+    }
+}
 
 impl ProducerContext for LatencyContext {
     type DeliveryOpaque = Box<Instant>;
@@ -144,11 +226,8 @@ impl ProducerContext for LatencyContext {
             Ok(_) => {
                 let latency = sent.elapsed();
                 if latency > SLOW {
-                    let at = sent.duration_since(self.created).as_millis();
-                    self.slow_sent_ms
-                        .lock()
-                        .expect("slow list")
-                        .push(at.min(u32::MAX as u128) as u32);
+                    let at = self.since_created_ms(*sent);
+                    self.slow_sent_ms.lock().expect("slow list").push(at);
                 }
                 self.latencies_us
                     .lock()
@@ -237,17 +316,22 @@ pub(crate) fn produce(
     broker_pids: &[u32],
 ) -> anyhow::Result<RunResult> {
     let context = LatencyContext::new(spec.records);
-    let producer: ThreadedProducer<LatencyContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("acks", acks)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "500000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .create_with_context(context)?;
+        .set("queue.buffering.max.kbytes", "1048576");
+    if rate.is_some() {
+        config.set("statistics.interval.ms", STATISTICS_INTERVAL);
+    }
+    let producer: ThreadedProducer<LatencyContext> = config.create_with_context(context)?;
     let value = vec![b'x'; spec.size];
     warm_up(&producer, topic, spec, &value)?;
     let cpu = CpuMeter::start(broker_pids)?;
+    let stalls = rate.map(|_| StallMeter::start());
     let started = Instant::now();
     for i in 0..spec.records {
         if let Some(rate) = rate {
@@ -274,6 +358,7 @@ pub(crate) fn produce(
     }
     producer.flush(Duration::from_secs(120))?;
     let seconds = started.elapsed().as_secs_f64();
+    let oversleep = stalls.map(StallMeter::stop);
     let context = producer.context();
     let failures = context.failures.load(Ordering::Relaxed);
     if failures > 0 {
@@ -294,8 +379,13 @@ pub(crate) fn produce(
         client_cpu_s_gb,
     };
     result.print();
-    if rate.is_some() {
-        if let Some(report) = context.slow_report(started) {
+    if let Some(oversleep) = oversleep {
+        let reports = [
+            context.slow_report(started),
+            context.client_waits_report(started),
+            Some(oversleep.to_string()),
+        ];
+        for report in reports.into_iter().flatten() {
             println!("  {report}");
         }
     }
@@ -435,4 +525,29 @@ pub fn run_suite(
     let expected = spec.records * 3 + warm_up_records(spec);
     let consumed = consume(bootstrap, &topic, spec, expected, &[broker_pid])?;
     Ok(vec![acks1, acks_all, half1, half_all, consumed])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_waits_report_takes_each_worst_and_the_time_of_the_worst_round_trip() {
+        let interval = |at_ms, queue_us, outbuf_us, rtt_us| ClientWaits {
+            at_ms,
+            queue_us,
+            outbuf_us,
+            rtt_us,
+        };
+        let intervals = [
+            interval(1_100, 5_200, 40, 900),
+            interval(1_200, 48_000, 10, 51_500),
+            interval(1_300, 6_000, 300, 1_200),
+        ];
+        assert_eq!(
+            ClientWaits::report(&intervals, 1_000).unwrap(),
+            "librdkafka's worst per 100 ms: 48.00 ms in the producer queue (linger included), 0.30 ms before a request was written, 51.50 ms round trip to the broker (at 0.20 s)"
+        );
+        assert_eq!(ClientWaits::report(&[], 0), None);
+    }
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod cpu;
 mod disk;
 mod load;
+mod stalls;
 
 use std::time::Duration;
 
