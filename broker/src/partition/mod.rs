@@ -547,14 +547,15 @@ impl Partition {
         self.state.lock().log.apply_retention(now_ms())
     }
 
-    /// Applies the time-based flush policy. The fsync runs without the partition's lock, so
-    /// produces and fetches are not stalled behind the disk.
+    /// Applies the time-based flush policy. The fsyncs, of the segments and of the
+    /// recovery-point checkpoint, run without the partition's lock, so produces and fetches are
+    /// not stalled behind the disk.
     pub fn maybe_flush(&self) -> Result<bool, LogError> {
         let Some(pending) = self.state.lock().log.begin_flush(now_ms())? else {
             return Ok(false);
         };
         pending.sync()?;
-        self.state.lock().log.complete_flush(pending)?;
+        self.state.lock().log.complete_flush(pending);
         Ok(true)
     }
 

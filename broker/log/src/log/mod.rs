@@ -9,6 +9,13 @@
 //! recovery point, and cut at the first torn or corrupt batch (later segments are deleted).
 //! After a clean flush that means walking the active segment's headers once.
 //!
+//! A flush due by `flush.ms` runs in two steps ([`Log::begin_flush`], then
+//! [`PendingFlush::sync`] without the log's lock, then [`Log::complete_flush`]): the fsyncs of
+//! the segments *and* of the recovery-point checkpoint (two more fsyncs, which on ext4 wait for
+//! a journal commit) happen while appends go on. The checkpoint file is shared between that
+//! step and the log through [`RecoveryPointFile`], which also makes sure that a flush begun
+//! before a truncation never records its older, higher recovery point after it.
+//!
 //! Other state in the directory: `log-start-offset-checkpoint` (raised by DeleteRecords and
 //! retention) and `leader-epoch-checkpoint` (see `epoch.rs`).
 
@@ -22,6 +29,7 @@ mod tests_recovery;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::batch::BatchHeader;
 use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
@@ -52,6 +60,7 @@ pub struct Log {
     segments: Vec<Segment>,
     log_start_offset: i64,
     recovery_point: i64,
+    recovery_file: Arc<Mutex<RecoveryPointFile>>,
     unflushed_messages: i64,
     first_unflushed_ms: Option<i64>,
     epochs: EpochCache,
@@ -104,6 +113,10 @@ impl Log {
             segments,
             log_start_offset,
             recovery_point,
+            recovery_file: Arc::new(Mutex::new(RecoveryPointFile {
+                written: recovery_point,
+                cuts: 0,
+            })),
             unflushed_messages: 0,
             first_unflushed_ms: None,
             epochs: EpochCache::load(dir)?,
@@ -170,9 +183,10 @@ impl Log {
     }
 
     /// Starts a flush that is due by `flush.ms`: returns handles on every file that may hold
-    /// unflushed data, to be fsynced by [`PendingFlush::sync`] *without* the caller holding the
-    /// log (an fsync can take tens of milliseconds; appends and reads go on meanwhile), then
-    /// finished by [`Log::complete_flush`].
+    /// unflushed data, to be fsynced (and the new recovery point written) by
+    /// [`PendingFlush::sync`] *without* the caller holding the log (fsyncs can take tens of
+    /// milliseconds; appends and reads go on meanwhile), then finished by
+    /// [`Log::complete_flush`].
     pub fn begin_flush(&mut self, now_ms: i64) -> Result<Option<PendingFlush>, LogError> {
         match self.first_unflushed_ms {
             Some(first) if now_ms - first >= self.config.flush_ms => {}
@@ -188,18 +202,19 @@ impl Log {
         Ok(Some(PendingFlush {
             files,
             up_to: self.log_end_offset(),
+            dir: self.dir.clone(),
+            recovery_file: self.recovery_file.clone(),
+            cuts: lock(&self.recovery_file).cuts,
         }))
     }
 
-    /// Records that a flush begun with [`Log::begin_flush`] reached the disk: moves the recovery
-    /// point (never past the log end, which a truncation in between may have lowered).
-    pub fn complete_flush(&mut self, flushed: PendingFlush) -> Result<(), LogError> {
-        let point = flushed.up_to.min(self.log_end_offset());
-        if point > self.recovery_point {
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, point)?;
-            self.recovery_point = point;
+    /// Records that a flush begun with [`Log::begin_flush`] reached the disk: moves the
+    /// in-memory recovery point, unless the log was cut since the flush began (the cut set it).
+    pub fn complete_flush(&mut self, flushed: PendingFlush) {
+        if lock(&self.recovery_file).cuts == flushed.cuts {
+            let point = flushed.up_to.min(self.log_end_offset());
+            self.recovery_point = self.recovery_point.max(point);
         }
-        Ok(())
     }
 
     /// fsyncs every segment that may hold unflushed data, then advances the recovery point.
@@ -210,8 +225,7 @@ impl Log {
         }
         let log_end_offset = self.log_end_offset();
         if self.recovery_point != log_end_offset {
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, log_end_offset)?;
-            self.recovery_point = log_end_offset;
+            self.write_recovery_point(log_end_offset, false)?;
         }
         self.unflushed_messages = 0;
         self.first_unflushed_ms = None;
@@ -243,6 +257,19 @@ impl Log {
         self.segments
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1)
+    }
+
+    /// Records `offset` as the recovery point, in memory and in its checkpoint file. `cut` is
+    /// for truncations: a flush begun before one then leaves the file alone.
+    fn write_recovery_point(&mut self, offset: i64, cut: bool) -> Result<(), LogError> {
+        let mut file = lock(&self.recovery_file);
+        if cut {
+            file.cuts += 1;
+        }
+        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        file.written = offset;
+        self.recovery_point = offset;
+        Ok(())
     }
 
     fn persist_log_start_offset(&self) -> Result<(), LogError> {
@@ -281,18 +308,42 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
     Ok(bases)
 }
 
+/// The recovery-point checkpoint file as the log and its flushes share it: what it holds, and
+/// how many truncations the log has had (a flush begun before one must not write after it).
+#[derive(Debug)]
+struct RecoveryPointFile {
+    written: i64,
+    cuts: u64,
+}
+
+fn lock(file: &Mutex<RecoveryPointFile>) -> MutexGuard<'_, RecoveryPointFile> {
+    // The guarded state is two integers, consistent whatever a panicking holder was doing.
+    file.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Files of a flush in progress (see [`Log::begin_flush`]).
 #[derive(Debug)]
 pub struct PendingFlush {
     files: Vec<fs::File>,
     up_to: i64,
+    dir: PathBuf,
+    recovery_file: Arc<Mutex<RecoveryPointFile>>,
+    /// The log's truncation count when the flush began.
+    cuts: u64,
 }
 
 impl PendingFlush {
-    /// fsyncs the files; safe to call without holding the log.
+    /// fsyncs the files, then records the flushed log end as the recovery point in its
+    /// checkpoint file, unless the log was truncated since the flush began or the file already
+    /// holds a later point. Meant to be called without holding the log.
     pub fn sync(&self) -> Result<(), LogError> {
         for file in &self.files {
             file.sync_all()?;
+        }
+        let mut file = lock(&self.recovery_file);
+        if file.cuts == self.cuts && self.up_to > file.written {
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, self.up_to)?;
+            file.written = self.up_to;
         }
         Ok(())
     }

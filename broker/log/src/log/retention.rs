@@ -2,7 +2,7 @@
 //! Whole segments are deleted from the front; the active segment never is.
 
 use super::Log;
-use crate::checkpoint::{self, RECOVERY_POINT_FILE};
+use crate::checkpoint;
 use crate::error::LogError;
 use crate::segment::Segment;
 
@@ -93,10 +93,8 @@ impl Log {
             self.log_start_offset = log_end_offset;
             self.persist_log_start_offset()?;
         }
-        if self.recovery_point > log_end_offset {
-            self.recovery_point = log_end_offset;
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, log_end_offset)?;
-        }
+        // Always rewritten: a flush under way may have recorded a point above the new end.
+        self.write_recovery_point(self.recovery_point.min(log_end_offset), true)?;
         self.epochs.truncate_from_end(log_end_offset)?;
         tracing::info!(dir = %self.dir.display(), offset, log_end_offset, "truncated log");
         Ok(())
@@ -110,8 +108,7 @@ impl Log {
             return Err(self.out_of_range(offset));
         }
         self.replace_segments_with_empty_at(offset)?;
-        self.recovery_point = offset;
-        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        self.write_recovery_point(offset, true)?;
         self.epochs.clear()?;
         tracing::info!(dir = %self.dir.display(), offset, "emptied the log to restart it");
         Ok(())

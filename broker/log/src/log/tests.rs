@@ -414,7 +414,7 @@ fn delete_removes_the_directory() {
 }
 
 #[test]
-fn a_flush_in_two_steps_moves_the_recovery_point_only_when_complete() {
+fn a_flush_in_two_steps_records_the_flushed_end_while_appends_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         flush_ms: 100,
@@ -425,14 +425,52 @@ fn a_flush_in_two_steps_moves_the_recovery_point_only_when_complete() {
     log.append_as_leader(&batch(4, 0), 0, 1_000).unwrap();
     assert!(log.begin_flush(1_050).unwrap().is_none());
     let pending = log.begin_flush(1_100).unwrap().expect("flush is due");
-    // Appends go on while the files are synced.
+    // Appends go on while the files are synced and the checkpoint written.
     log.append_as_leader(&batch(2, 0), 0, 1_120).unwrap();
-    pending.sync().unwrap();
     assert_eq!(recovery_point().unwrap_or(0), 0);
-    log.complete_flush(pending).unwrap();
+    pending.sync().unwrap();
     assert_eq!(recovery_point(), Some(4));
-    // The later append is still due for the next flush.
-    assert!(log.begin_flush(1_300).unwrap().is_some());
+    log.complete_flush(pending);
+    // The later append is still due for the next flush, which records it.
+    let pending = log.begin_flush(1_300).unwrap().expect("flush is due");
+    pending.sync().unwrap();
+    log.complete_flush(pending);
+    assert_eq!(recovery_point(), Some(6));
+}
+
+#[test]
+fn a_flush_begun_before_a_truncation_does_not_record_its_older_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_ms: 0,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config.clone(), 0).unwrap();
+    let recovery_point = || checkpoint::read_offset(dir.path(), RECOVERY_POINT_FILE).unwrap();
+    for _ in 0..3 {
+        log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
+    }
+    let pending = log.begin_flush(0).unwrap().expect("flush is due");
+    // A follower cut back by its new leader, and a new (unflushed) batch at the cut.
+    log.truncate_to(2).unwrap();
+    log.append_as_leader(&batch(2, 0), 1, 0).unwrap();
+    pending.sync().unwrap();
+    // The point recorded at the cut stays: the batch now at 2..=3 was never flushed.
+    assert_eq!(recovery_point(), Some(0));
+    log.complete_flush(pending);
+    assert_eq!(recovery_point(), Some(0));
+    drop(log);
+
+    // Without a cut, a slower flush never moves the file back below a later one.
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
+    let early = log.begin_flush(0).unwrap().expect("flush is due");
+    log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
+    log.flush().unwrap();
+    let end = log.log_end_offset();
+    early.sync().unwrap();
+    log.complete_flush(early);
+    assert_eq!(recovery_point(), Some(end));
 }
 
 #[test]
