@@ -10,7 +10,16 @@ use anyhow::{bail, Context};
 
 /// Builds millrace-broker in release mode and returns its path (next to this benchmark).
 pub fn build_broker() -> anyhow::Result<PathBuf> {
-    let status = Command::new(env!("CARGO"))
+    let cargo = Path::new(env!("CARGO"));
+    let mut build = Command::new(cargo);
+    // The rustc beside the cargo that built this benchmark, not rustup's proxy: run outside
+    // `cargo run`, the proxy would pick a toolchain from the directory it compiles in, and a
+    // dependency that ships a rust-toolchain file (anyerror does) asks for one not installed.
+    let rustc = cargo.with_file_name("rustc");
+    if rustc.is_file() && std::env::var_os("RUSTC").is_none() {
+        build.env("RUSTC", rustc);
+    }
+    let status = build
         .args([
             "build",
             "--release",
