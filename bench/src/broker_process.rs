@@ -40,14 +40,17 @@ pub fn build_broker() -> anyhow::Result<PathBuf> {
     Ok(dir.join("millrace-broker"))
 }
 
-/// `tansu broker` on the local host when `tansu` is on PATH.
+/// `tansu broker` on the local host when `tansu` is on PATH. Its storage engines (0.6.0) are
+/// PostgreSQL, S3, SQLite and, with the `dynostore` feature the issue's `cargo install tansu
+/// --features dynostore` builds, memory: the comparison is against a broker that keeps its
+/// records in memory, not on disk. `--peer` runs any other command.
 pub fn tansu_command() -> Option<String> {
     let found = std::env::var_os("PATH")?
         .to_str()?
         .split(':')
         .any(|dir| Path::new(dir).join("tansu").is_file());
     found.then(|| {
-        "tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port} --storage-engine file://{dir}".to_string()
+        "tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port} --storage-engine memory://tansu/".to_string()
     })
 }
 
