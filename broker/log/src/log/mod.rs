@@ -11,8 +11,8 @@
 //!
 //! A flush due by `flush.ms` runs in two steps ([`Log::begin_flush`], then
 //! [`PendingFlush::sync`] without the log's lock, then [`Log::complete_flush`]): the fsyncs of
-//! the segments *and* of the recovery-point checkpoint (two more fsyncs, which on ext4 wait for
-//! a journal commit) happen while appends go on. The checkpoint file is shared between that
+//! the segments *and* of the recovery-point checkpoint (the file and its directory) happen while
+//! appends go on. The checkpoint file is shared between that
 //! step and the log through [`RecoveryPointFile`], which also makes sure that a flush begun
 //! before a truncation never records its older, higher recovery point after it.
 //!
