@@ -306,6 +306,22 @@ pub fn create_idle_partitions(bootstrap: &str, partitions: i32) -> anyhow::Resul
     Ok(())
 }
 
+/// Waits until every dirty page on the machine is on the disk (`sync(2)`), so that a run does
+/// not start while the disk is still writing the previous run's data (which the broker flushes
+/// within `flush.ms` of the run's end): each run's latency is that of its own load. Prints how
+/// long that took when it was noticeable.
+fn settle_disk() {
+    let started = Instant::now();
+    rustix::fs::sync();
+    let took = started.elapsed();
+    if took > Duration::from_millis(100) {
+        println!(
+            "  (the disk took {:.2} s to write out earlier data before the next run)",
+            took.as_secs_f64()
+        );
+    }
+}
+
 pub(crate) fn produce(
     bootstrap: &str,
     topic: &str,
@@ -330,6 +346,7 @@ pub(crate) fn produce(
     let producer: ThreadedProducer<LatencyContext> = config.create_with_context(context)?;
     let value = vec![b'x'; spec.size];
     warm_up(&producer, topic, spec, &value)?;
+    settle_disk();
     let cpu = CpuMeter::start(broker_pids)?;
     let stalls = rate.map(|_| StallMeter::start());
     let started = Instant::now();
