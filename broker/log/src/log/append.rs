@@ -150,10 +150,15 @@ impl Log {
             .is_some_and(|first| now_ms.saturating_sub(first) > self.config.segment_ms)
     }
 
-    /// Starts a new active segment at the log end offset. Flushes first so that recovery never
-    /// has to scan a non-active segment.
+    /// Starts a new active segment at the log end offset. The old segment's unflushed data is
+    /// not fsynced here, under the caller's lock (that held every append behind up to
+    /// `flush.ms` of writes): a flush is due at once instead, and the flush task makes it
+    /// without the lock ([`Log::begin_flush`]), as Kafka's roll schedules its flush. Until then
+    /// recovery scans from the old segment.
     pub(super) fn roll(&mut self) -> Result<(), LogError> {
-        self.flush()?;
+        if self.first_unflushed_ms.is_some() {
+            self.flush_due_now = true;
+        }
         let segment = Segment::create(&self.dir, self.log_end_offset())?;
         checkpoint::sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = segment.base_offset(), "rolled segment");

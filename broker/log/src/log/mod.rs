@@ -2,12 +2,13 @@
 //!
 //! Durability model. `flush` fsyncs the segments that may hold unflushed data and then records
 //! the log end offset as the *recovery point* in `recovery-point-offset-checkpoint`. Rolling a
-//! segment flushes first, so every non-active segment is always below the recovery point. On
-//! open, segments entirely below the recovery point are trusted (their indexes are checked
-//! cheaply and rebuilt only if inconsistent); the segment holding the recovery point and any
-//! later one are re-scanned batch by batch, CRC-checking only the batches at or above the
-//! recovery point, and cut at the first torn or corrupt batch (later segments are deleted).
-//! After a clean flush that means walking the active segment's headers once.
+//! segment makes a flush due at once (made by the flush task, not under the roll's lock), so a
+//! non-active segment is above the recovery point only until that flush. On open, segments
+//! entirely below the recovery point are trusted (their indexes are checked cheaply and
+//! rebuilt only if inconsistent); the segment holding the recovery point and any later one are
+//! re-scanned batch by batch, CRC-checking only the batches at or above the recovery point, and
+//! cut at the first torn or corrupt batch (later segments are deleted). After a clean flush
+//! that means walking the active segment's headers once.
 //!
 //! A flush due by `flush.ms` runs in two steps ([`Log::begin_flush`], then
 //! [`PendingFlush::sync`] without the log's lock, then [`Log::complete_flush`]): the fsyncs of
@@ -63,6 +64,8 @@ pub struct Log {
     recovery_file: Arc<Mutex<RecoveryPointFile>>,
     unflushed_messages: i64,
     first_unflushed_ms: Option<i64>,
+    /// A roll left unflushed data in a non-active segment: the next flush check is due.
+    flush_due_now: bool,
     epochs: EpochCache,
 }
 
@@ -119,6 +122,7 @@ impl Log {
             })),
             unflushed_messages: 0,
             first_unflushed_ms: None,
+            flush_due_now: false,
             epochs: EpochCache::load(dir)?,
         };
         log.delete_segments_below_start()?;
@@ -171,10 +175,11 @@ impl Log {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 
-    /// fsyncs when the oldest unflushed append is at least `flush_ms` old.
+    /// fsyncs when the oldest unflushed append is at least `flush_ms` old, or a roll left
+    /// unflushed data behind.
     pub fn maybe_flush(&mut self, now_ms: i64) -> Result<bool, LogError> {
         match self.first_unflushed_ms {
-            Some(first) if now_ms - first >= self.config.flush_ms => {
+            Some(first) if self.flush_due_now || now_ms - first >= self.config.flush_ms => {
                 self.flush()?;
                 Ok(true)
             }
@@ -182,14 +187,14 @@ impl Log {
         }
     }
 
-    /// Starts a flush that is due by `flush.ms`: returns handles on every file that may hold
+    /// Starts a flush that is due (by `flush.ms`, or after a roll): returns handles on every file that may hold
     /// unflushed data, to be fsynced (and the new recovery point written) by
     /// [`PendingFlush::sync`] *without* the caller holding the log (fsyncs can take tens of
     /// milliseconds; appends and reads go on meanwhile), then finished by
     /// [`Log::complete_flush`].
     pub fn begin_flush(&mut self, now_ms: i64) -> Result<Option<PendingFlush>, LogError> {
         match self.first_unflushed_ms {
-            Some(first) if now_ms - first >= self.config.flush_ms => {}
+            Some(first) if self.flush_due_now || now_ms - first >= self.config.flush_ms => {}
             _ => return Ok(None),
         }
         let first_dirty = self.segment_index_for(self.recovery_point);
@@ -199,6 +204,7 @@ impl Log {
         }
         self.unflushed_messages = 0;
         self.first_unflushed_ms = None;
+        self.flush_due_now = false;
         Ok(Some(PendingFlush {
             files,
             up_to: self.log_end_offset(),
@@ -229,6 +235,7 @@ impl Log {
         }
         self.unflushed_messages = 0;
         self.first_unflushed_ms = None;
+        self.flush_due_now = false;
         Ok(())
     }
 

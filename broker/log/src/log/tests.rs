@@ -439,6 +439,52 @@ fn a_flush_in_two_steps_records_the_flushed_end_while_appends_go_on() {
 }
 
 #[test]
+fn a_roll_leaves_the_flush_to_the_flush_task_and_makes_it_due_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 300,
+        flush_ms: 60_000,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config.clone(), 0).unwrap();
+    let recovery_point = || checkpoint::read_offset(dir.path(), RECOVERY_POINT_FILE).unwrap();
+    log.append_as_leader(&batch(4, 0), 0, 1_000).unwrap();
+    assert!(
+        log.begin_flush(1_001).unwrap().is_none(),
+        "not due by flush.ms"
+    );
+    // The next append does not fit: the segment rolls, without an fsync under the lock.
+    log.append_as_leader(&batch(4, 0), 0, 1_002).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(recovery_point().unwrap_or(0), 0);
+    let pending = log
+        .begin_flush(1_003)
+        .unwrap()
+        .expect("due at once after a roll");
+    pending.sync().unwrap();
+    log.complete_flush(pending);
+    assert_eq!(recovery_point(), Some(8));
+    assert!(
+        log.begin_flush(1_004).unwrap().is_none(),
+        "due once, not again"
+    );
+    drop(log);
+
+    // Had the process died before that flush, recovery scans from the rolled segment.
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    log.append_as_leader(&batch(4, 0), 0, 2_000).unwrap();
+    assert_eq!(log.segment_count(), 3);
+    drop(log);
+    checkpoint::write_offset(dir.path(), RECOVERY_POINT_FILE, 4).unwrap();
+    let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 12);
+    assert_eq!(
+        offsets(&log.read(0, 1 << 20, i64::MAX).unwrap()),
+        (0..12).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn a_flush_begun_before_a_truncation_does_not_record_its_older_end() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
