@@ -187,8 +187,8 @@ impl Log {
         }
     }
 
-    /// Starts a flush that is due (by `flush.ms`, or after a roll): returns handles on every file that may hold
-    /// unflushed data, to be fsynced (and the new recovery point written) by
+    /// Starts a flush that is due (by `flush.ms`, or after a roll): returns handles on every
+    /// file that may hold unflushed data, to be fsynced (and the new recovery point written) by
     /// [`PendingFlush::sync`] *without* the caller holding the log (fsyncs can take tens of
     /// milliseconds; appends and reads go on meanwhile), then finished by
     /// [`Log::complete_flush`].
