@@ -13,7 +13,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 
 use crate::broker_process::BrokerProcess;
-use crate::load::{create_topic, produce, LoadSpec};
+use crate::load::{create_topic, limited_rate, produce, LoadSpec};
 
 pub fn run(binary: &Path, spec: &LoadSpec) -> anyhow::Result<()> {
     let mut brokers = BrokerProcess::start_cluster(binary, 3)?;
@@ -42,12 +42,17 @@ pub fn run(binary: &Path, spec: &LoadSpec) -> anyhow::Result<()> {
         records: spec.records / 2,
         ..*spec
     };
+    // The three brokers write every byte to this machine's one disk.
+    let copies = LoadSpec {
+        sustainable_mb_s: spec.sustainable_mb_s.map(|disk| disk / 3.0),
+        ..*spec
+    };
     produce(
         &bootstrap,
         topic,
         &half,
         "all",
-        Some(full.records_s / 2.0),
+        Some(limited_rate(&copies, &full)),
         "3 replicas acks=all @ half rate",
         &pids,
     )?;

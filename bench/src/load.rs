@@ -23,6 +23,32 @@ pub struct LoadSpec {
     pub records: usize,
     pub size: usize,
     pub partitions: i32,
+    /// MB/s of the rate-limited runs; `None`: half of the sustainable rate (below).
+    pub limited_mb_s: Option<f64>,
+    /// MB/s of this load the disk sustains (its sustained bandwidth divided by the copies
+    /// written on this machine), if measured. A full-speed run of a gigabyte is absorbed by
+    /// the page cache and can go at twice that; no broker keeps it up.
+    pub sustainable_mb_s: Option<f64>,
+}
+
+impl LoadSpec {
+    /// Records/s of a rate-limited run after a full-speed run that reached `full_records_s`,
+    /// with how that rate was chosen: `--rate-mb-s`, or half of the lower of the full-speed
+    /// rate and the disk's sustained bandwidth.
+    pub fn limited_rate(&self, full_records_s: f64) -> (f64, String) {
+        let per_mb = 1e6 / self.size as f64;
+        if let Some(mb_s) = self.limited_mb_s {
+            return (mb_s * per_mb, format!("--rate-mb-s {mb_s}"));
+        }
+        let full_mb_s = full_records_s / per_mb;
+        match self.sustainable_mb_s {
+            Some(disk) if disk < full_mb_s => (
+                disk * per_mb / 2.0,
+                format!("half of what the disk sustains, {disk:.0} MB/s (full speed: {full_mb_s:.0} MB/s)"),
+            ),
+            _ => (full_records_s / 2.0, format!("half of full speed, {full_mb_s:.0} MB/s")),
+        }
+    }
 }
 
 pub struct RunResult {
@@ -492,6 +518,17 @@ fn consume(
 
 /// The runs, in order: acks=1 full speed, acks=all full speed, both at half their rate, then
 /// one consume of everything produced.
+/// The rate of the rate-limited run that follows the full-speed run `full`, announced.
+pub(crate) fn limited_rate(spec: &LoadSpec, full: &RunResult) -> f64 {
+    let (records_s, why) = spec.limited_rate(full.records_s);
+    println!(
+        "next: {} @ half rate, {:.1} MB/s: {why}",
+        full.name,
+        records_s * spec.size as f64 / 1e6
+    );
+    records_s
+}
+
 pub fn run_suite(
     bootstrap: &str,
     spec: &LoadSpec,
@@ -526,7 +563,7 @@ pub fn run_suite(
         &topic,
         &half,
         "1",
-        Some(acks1.records_s / 2.0),
+        Some(limited_rate(spec, &acks1)),
         "produce acks=1 @ half rate",
         &[broker_pid],
     )?;
@@ -535,7 +572,7 @@ pub fn run_suite(
         &topic,
         &half,
         "all",
-        Some(acks_all.records_s / 2.0),
+        Some(limited_rate(spec, &acks_all)),
         "produce acks=all @ half rate",
         &[broker_pid],
     )?;
@@ -547,6 +584,30 @@ pub fn run_suite(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(limited_mb_s: Option<f64>, sustainable_mb_s: Option<f64>) -> LoadSpec {
+        LoadSpec {
+            records: 1000,
+            size: 1000,
+            partitions: 1,
+            limited_mb_s,
+            sustainable_mb_s,
+        }
+    }
+
+    #[test]
+    fn the_limited_rate_is_half_of_full_speed_or_of_the_disk_whichever_is_lower() {
+        // 1000-byte records: 1 MB/s is 1000 records/s.
+        assert_eq!(spec(None, Some(400.0)).limited_rate(300_000.0).0, 150_000.0);
+        let (records_s, why) = spec(None, Some(400.0)).limited_rate(700_000.0);
+        assert_eq!(records_s, 200_000.0);
+        assert!(why.contains("disk sustains, 400 MB/s"), "{why}");
+        assert_eq!(spec(None, None).limited_rate(700_000.0).0, 350_000.0);
+        assert_eq!(
+            spec(Some(250.0), Some(400.0)).limited_rate(700_000.0).0,
+            250_000.0
+        );
+    }
 
     #[test]
     fn the_client_waits_report_takes_each_worst_and_the_time_of_the_worst_round_trip() {

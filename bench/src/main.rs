@@ -32,7 +32,8 @@ struct Args {
     /// Idle partitions created for the memory measurement.
     #[arg(long, default_value_t = 1000)]
     idle_partitions: i32,
-    /// MiB written for the sequential write (fdatasync) reference.
+    /// MiB of the sequential write (fdatasync) reference, measured once a write cache in
+    /// front of the disk is full (see `src/disk.rs`).
     #[arg(long, default_value_t = 1024)]
     disk_mib: usize,
     /// Also run the replicated benchmark: 3 brokers, RF 3, acks=all, and leader failover.
@@ -42,6 +43,10 @@ struct Args {
     /// alternating a leader that is not the controller and the active controller.
     #[arg(long)]
     failover_runs: Option<usize>,
+    /// MB/s of the rate-limited ("half rate") runs, instead of half of each full-speed run's
+    /// rate (or of the disk's, when lower): the same load for every broker and build compared.
+    #[arg(long)]
+    rate_mb_s: Option<f64>,
     /// Command line of a peer broker to run the same load against, with {port} and {dir}
     /// placeholders; defaults to `tansu` when it is on PATH.
     #[arg(long)]
@@ -60,12 +65,13 @@ fn main() -> anyhow::Result<()> {
     );
 
     // The reference is measured before and after the single-node runs: on a virtual machine it
-    // moves with the host's load, and the ratio is taken against the higher of the two.
+    // moves with the host's load, and the ratio is taken against the higher of the two. The
+    // rate-limited runs take the one before as what the disk sustains.
     let scratch = tempfile::tempdir_in(".")?;
     let disk_before = measure_disk(scratch.path(), args.disk_mib, "before the runs")?;
 
     let broker = BrokerProcess::start(&binary, &[])?;
-    let results = load::run_suite(&broker.bootstrap(), &args.load(), broker.pid())?;
+    let results = load::run_suite(&broker.bootstrap(), &args.load(disk_before), broker.pid())?;
     let peak_rss = broker.peak_rss_mib()?;
     println!("millrace-broker peak RSS during the runs: {peak_rss:.1} MiB");
     let disk_after = measure_disk(scratch.path(), args.disk_mib, "after the runs")?;
@@ -78,8 +84,7 @@ fn main() -> anyhow::Result<()> {
             100.0 * mb_s / disk_mb_s
         );
     }
-    // Half of a full-speed rate the page cache absorbed can be most of what the disk takes:
-    // the load of the latency runs is put against both disk readings.
+    // The load of the latency runs, against both disk readings.
     let disk_low = disk_before.min(disk_after);
     for name in ["produce acks=1 @ half rate", "produce acks=all @ half rate"] {
         if let Some(run) = find(name) {
@@ -105,14 +110,15 @@ fn main() -> anyhow::Result<()> {
     drop(idle);
 
     if args.replicated {
-        cluster::run(&binary, &args.load())?;
+        cluster::run(&binary, &args.load(disk_before))?;
     }
 
     let peer = args.peer.clone().or_else(broker_process::tansu_command);
     match peer {
         Some(command) => {
             let peer = BrokerProcess::start_command(&command)?;
-            let peer_results = load::run_suite(&peer.bootstrap(), &args.load(), peer.pid())?;
+            let peer_results =
+                load::run_suite(&peer.bootstrap(), &args.load(disk_before), peer.pid())?;
             for (ours, theirs) in results.iter().zip(&peer_results) {
                 println!(
                     "ratio millrace/peer {}: {:.2}x throughput, p99 {:.2} ms vs {:.2} ms",
@@ -130,17 +136,22 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn measure_disk(dir: &std::path::Path, mib: usize, when: &str) -> anyhow::Result<f64> {
-    let mb_s = disk::sequential_write_mb_s(dir, mib)?;
-    println!("disk: sequential write with fdatasync, {when}: {mb_s:.0} MB/s ({mib} MiB)");
-    Ok(mb_s)
+    let reading = disk::sequential_write(dir, mib)?;
+    println!(
+        "disk: sequential write with fdatasync, {when}: {:.0} MB/s ({mib} MiB, after {} MiB; fastest 256 MiB at {:.0} MB/s)",
+        reading.sustained_mb_s, reading.warm_up_mib, reading.fastest_mb_s
+    );
+    Ok(reading.sustained_mb_s)
 }
 
 impl Args {
-    fn load(&self) -> load::LoadSpec {
+    fn load(&self, disk_mb_s: f64) -> load::LoadSpec {
         load::LoadSpec {
             records: self.records,
             size: self.size,
             partitions: self.partitions,
+            limited_mb_s: self.rate_mb_s,
+            sustainable_mb_s: Some(disk_mb_s),
         }
     }
 }
