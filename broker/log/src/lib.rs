@@ -24,3 +24,4 @@ pub use batch::{validate_batches, BatchHeader, ValidatedBatches};
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, Log, PendingFlush};
+pub use segment::remove_deleted_files;

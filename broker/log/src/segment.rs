@@ -17,6 +17,8 @@ use crate::index::{IndexFile, OffsetEntry, TimeEntry};
 pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Added to the names of a deleted segment's files until they are removed.
+pub(crate) const DELETED_SUFFIX: &str = "deleted";
 
 /// Batches per `pwritev`: two slices each, well under the kernel's `IOV_MAX` of 1024.
 const BATCHES_PER_WRITE: usize = 256;
@@ -422,11 +424,28 @@ impl Segment {
         ])
     }
 
-    /// Deletes the files, indexes first so a crash never leaves a log without its data.
-    pub fn delete(self) -> io::Result<()> {
-        remove_if_exists(self.offset_index.path())?;
-        remove_if_exists(self.time_index.path())?;
-        remove_if_exists(&self.log_path)
+    /// Takes the segment out of the log: renames its files to `<name>.deleted` and returns
+    /// their new paths, for the caller to remove without holding the log (see
+    /// [`remove_deleted_files`]). The log file goes first: once it is renamed the segment is
+    /// gone for a restart, which removes the rest.
+    pub fn delete(self) -> io::Result<Vec<PathBuf>> {
+        let mut renamed = Vec::with_capacity(3);
+        for path in [
+            &self.log_path,
+            self.offset_index.path(),
+            self.time_index.path(),
+        ] {
+            let mut target = path.as_os_str().to_owned();
+            target.push(".");
+            target.push(DELETED_SUFFIX);
+            let target = PathBuf::from(target);
+            match fs::rename(path, &target) {
+                Ok(()) => renamed.push(target),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(renamed)
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -448,6 +467,16 @@ impl Segment {
     pub fn rolling_timestamp(&self) -> Option<i64> {
         self.stats.rolling_timestamp
     }
+}
+
+/// Removes the files of deleted segments ([`crate::Log::take_deleted_files`]). Freeing their
+/// blocks can take tens of milliseconds (on a disk mounted with `discard`, about 55 ms per
+/// 256 MiB on the development machine): meant to run without the log's lock.
+pub fn remove_deleted_files(paths: &[PathBuf]) -> io::Result<()> {
+    for path in paths {
+        remove_if_exists(path)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {

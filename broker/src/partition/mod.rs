@@ -543,8 +543,18 @@ impl Partition {
         self.state.lock().log.set_config(config);
     }
 
+    /// Applies retention, and removes the files of every segment deleted since the last pass
+    /// (by retention, DeleteRecords, or a follower following its leader) once the partition's
+    /// lock is released: freeing a segment's blocks can take tens of milliseconds, which
+    /// appends would otherwise wait for. Runs on a blocking thread.
     pub fn apply_retention(&self) -> Result<usize, LogError> {
-        self.state.lock().log.apply_retention(now_ms())
+        let (deleted, files) = {
+            let mut state = self.state.lock();
+            let deleted = state.log.apply_retention(now_ms())?;
+            (deleted, state.log.take_deleted_files())
+        };
+        millrace_log::remove_deleted_files(&files)?;
+        Ok(deleted)
     }
 
     /// Applies the time-based flush policy. The fsyncs, of the segments and of the

@@ -17,6 +17,9 @@
 //! step and the log through [`RecoveryPointFile`], which also makes sure that a flush begun
 //! before a truncation never records its older, higher recovery point after it.
 //!
+//! Deleted segments are renamed to `<name>.deleted` and removed by the caller once it has
+//! released the log ([`Log::take_deleted_files`]), or at the next open.
+//!
 //! Other state in the directory: `log-start-offset-checkpoint` (raised by DeleteRecords and
 //! retention) and `leader-epoch-checkpoint` (see `epoch.rs`).
 
@@ -37,7 +40,7 @@ use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::config::LogConfig;
 use crate::epoch::EpochCache;
 use crate::error::LogError;
-use crate::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::segment::{self, Segment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
 /// The result of an append: the offsets assigned and what the produce response needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,8 @@ pub struct Log {
     first_unflushed_ms: Option<i64>,
     /// A roll left unflushed data in a non-active segment: the next flush check is due.
     flush_due_now: bool,
+    /// Files of deleted segments, renamed and not yet removed ([`Log::take_deleted_files`]).
+    deleted_files: Vec<PathBuf>,
     epochs: EpochCache,
 }
 
@@ -123,9 +128,11 @@ impl Log {
             unflushed_messages: 0,
             first_unflushed_ms: None,
             flush_due_now: false,
+            deleted_files: Vec::new(),
             epochs: EpochCache::load(dir)?,
         };
         log.delete_segments_below_start()?;
+        segment::remove_deleted_files(&log.take_deleted_files())?;
         log.epochs.truncate_from_end(log_end_offset)?;
         log.epochs.truncate_from_start(log_start_offset)?;
         if log.recovery_point != log_end_offset {
@@ -286,7 +293,8 @@ impl Log {
 }
 
 /// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted work: index
-/// files without their log (a deletion cut short) and temporary checkpoint files.
+/// files without their log (a deletion cut short), deleted segments' files not yet removed,
+/// and temporary checkpoint files.
 fn segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut bases = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -307,7 +315,7 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
             {
                 segment::remove_if_exists(&path)?
             }
-            ("tmp", _) => segment::remove_if_exists(&path)?,
+            ("tmp" | DELETED_SUFFIX, _) => segment::remove_if_exists(&path)?,
             _ => {}
         }
     }

@@ -1,6 +1,8 @@
 //! Removing data: retention by time and size, DeleteRecords, and truncation for replication.
 //! Whole segments are deleted from the front; the active segment never is.
 
+use std::path::PathBuf;
+
 use super::Log;
 use crate::checkpoint;
 use crate::error::LogError;
@@ -23,7 +25,8 @@ impl Log {
                     .max_timestamp()
                     .is_none_or(|(newest, _)| newest < cutoff)
             {
-                self.segments.remove(0).delete()?;
+                let oldest = self.segments.remove(0);
+                self.delete_segment(oldest)?;
                 deleted += 1;
             }
         }
@@ -31,7 +34,8 @@ impl Log {
             let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
             while self.segments.len() > 1 && excess >= self.segments[0].size() as i64 {
                 excess -= self.segments[0].size() as i64;
-                self.segments.remove(0).delete()?;
+                let oldest = self.segments.remove(0);
+                self.delete_segment(oldest)?;
                 deleted += 1;
             }
         }
@@ -80,7 +84,7 @@ impl Log {
                     .segments
                     .pop()
                     .expect("first segment starts below offset");
-                removed.delete()?;
+                self.delete_segment(removed)?;
             }
             let index_interval = self.config.index_interval_bytes;
             self.active_mut().truncate_to(offset, index_interval)?;
@@ -115,8 +119,8 @@ impl Log {
     }
 
     fn replace_segments_with_empty_at(&mut self, offset: i64) -> Result<(), LogError> {
-        for segment in self.segments.drain(..) {
-            segment.delete()?;
+        for segment in std::mem::take(&mut self.segments) {
+            self.delete_segment(segment)?;
         }
         self.segments.push(Segment::create(&self.dir, offset)?);
         checkpoint::sync_dir(&self.dir)?;
@@ -127,9 +131,26 @@ impl Log {
     pub(super) fn delete_segments_below_start(&mut self) -> Result<usize, LogError> {
         let mut deleted = 0;
         while self.segments.len() > 1 && self.segments[1].base_offset() <= self.log_start_offset {
-            self.segments.remove(0).delete()?;
+            let oldest = self.segments.remove(0);
+            self.delete_segment(oldest)?;
             deleted += 1;
         }
         Ok(deleted)
+    }
+
+    /// Takes a segment out of the log; its files are removed later, without the lock (see
+    /// [`Log::take_deleted_files`]).
+    fn delete_segment(&mut self, segment: Segment) -> Result<(), LogError> {
+        self.deleted_files.extend(segment.delete()?);
+        Ok(())
+    }
+
+    /// The files of segments deleted since the last call, renamed to `<name>.deleted`: the
+    /// caller removes them with [`crate::remove_deleted_files`] once it has released the log.
+    /// Removing a file frees its blocks, which can take tens of milliseconds (on a disk mounted
+    /// with `discard`), and appends to the partition would wait for it under the lock. Files
+    /// not taken are removed at the next [`Log::open`].
+    pub fn take_deleted_files(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.deleted_files)
     }
 }

@@ -278,6 +278,59 @@ fn retention_by_size_keeps_at_least_the_limit() {
     assert_eq!(offsets(&log.read(start, 1, i64::MAX).unwrap())[0], start);
 }
 
+/// Names in `dir` ending in `.suffix`, sorted.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(&format!(".{suffix}")))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn deleted_segments_are_renamed_and_removed_by_the_caller_or_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_bytes: 2_000,
+        retention_ms: -1,
+        ..small_config()
+    };
+    let mut log = Log::open(dir.path(), config.clone(), 0).unwrap();
+    for _ in 0..40 {
+        log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
+    }
+    let segments_before = log.segment_count();
+    let deleted = log.apply_retention(0).unwrap();
+    assert!(deleted > 0);
+    assert_eq!(
+        files_ending(dir.path(), LOG_SUFFIX).len(),
+        segments_before - deleted
+    );
+    // Renamed out of the log, under the lock; removed by whoever takes them, after it.
+    let renamed = files_ending(dir.path(), DELETED_SUFFIX);
+    assert_eq!(renamed.len(), 3 * deleted, "{renamed:?}");
+    assert!(
+        renamed[0].starts_with("00000000000000000000."),
+        "{renamed:?}"
+    );
+    let taken = log.take_deleted_files();
+    assert_eq!(taken.len(), 3 * deleted);
+    assert!(log.take_deleted_files().is_empty(), "taken once");
+    segment::remove_deleted_files(&taken).unwrap();
+    assert!(files_ending(dir.path(), DELETED_SUFFIX).is_empty());
+
+    // Files nobody took (a crash before their removal) go when the log is opened again.
+    log.delete_records_before(log.log_end_offset()).unwrap();
+    assert!(!files_ending(dir.path(), DELETED_SUFFIX).is_empty());
+    let end = log.log_end_offset();
+    drop(log);
+    let log = Log::open(dir.path(), config, 0).unwrap();
+    assert!(files_ending(dir.path(), DELETED_SUFFIX).is_empty());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (end, end));
+}
+
 #[test]
 fn delete_records_persists_the_log_start_offset() {
     let dir = tempfile::tempdir().unwrap();
