@@ -250,14 +250,19 @@ fn retention_by_time_deletes_old_segments_but_never_the_active_one() {
     assert_eq!(info.first_offset, 60);
 }
 
-#[test]
-fn retention_by_size_keeps_at_least_the_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
+/// Small segments, and retention by size only: 2,000 bytes.
+fn size_retention_config() -> LogConfig {
+    LogConfig {
         retention_bytes: 2_000,
         retention_ms: -1,
         ..small_config()
-    };
+    }
+}
+
+#[test]
+fn retention_by_size_keeps_at_least_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = size_retention_config();
     let mut log = Log::open(dir.path(), config, 0).unwrap();
     for _ in 0..40 {
         log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
@@ -292,11 +297,7 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
 #[test]
 fn deleted_segments_are_renamed_and_removed_by_the_caller_or_at_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        retention_bytes: 2_000,
-        retention_ms: -1,
-        ..small_config()
-    };
+    let config = size_retention_config();
     let mut log = Log::open(dir.path(), config.clone(), 0).unwrap();
     for _ in 0..40 {
         log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
