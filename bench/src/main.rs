@@ -47,6 +47,10 @@ struct Args {
     /// rate (or of the disk's, when lower): the same load for every broker and build compared.
     #[arg(long)]
     rate_mb_s: Option<f64>,
+    /// Consume every record after the produce runs (off for runs whose brokers delete records,
+    /// e.g. with `MILLRACE_LOG_RETENTION_BYTES` set).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    consume: bool,
     /// Command line of a peer broker to run the same load against, with {port} and {dir}
     /// placeholders; defaults to `tansu` when it is on PATH.
     #[arg(long)]
@@ -152,6 +156,7 @@ impl Args {
             partitions: self.partitions,
             limited_mb_s: self.rate_mb_s,
             sustainable_mb_s: Some(disk_mb_s),
+            consume: self.consume,
         }
     }
 }
