@@ -4,11 +4,12 @@
 //!
 //! What a broker sustains is bounded by the disk, not by the caches in front of it: on a
 //! virtual machine the host's write cache takes the first gigabytes at several times the
-//! disk's rate (on the development machine 2,000-2,400 MB/s for 1-2 GiB after an idle spell,
-//! falling in steps, then 360-390 MB/s for as long as the writes go on). So the reference is
-//! written in stretches of 256 MiB until the last `mib` of them ran at a steady rate (within
-//! 30%) below 60% of the fastest stretch, or, when the rate never drops, until four times
-//! `mib` were written; the sustained rate is that of the last `mib`.
+//! disk's rate (on the development machine 2,000-2,400 MB/s for 1-4 GiB after an idle spell,
+//! once 4 GiB at 2,145 MB/s, falling in steps, then 360-390 MB/s for as long as the writes go
+//! on). So the reference is written in stretches of 256 MiB until the last `mib` of them ran at
+//! a steady rate (within 30%) below 60% of the fastest stretch, or, when the rate never drops,
+//! until eight times `mib` were written (twelve at most); the sustained rate is that of the
+//! last `mib`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -48,7 +49,7 @@ pub fn sequential_write(dir: &Path, mib: usize) -> anyhow::Result<DiskReading> {
         let steady = high <= 1.3 * low;
         let dropped = high < 0.6 * fastest;
         let written = rates.len() * stretch;
-        if (steady && (dropped || written >= 4 * mib)) || written >= 8 * mib {
+        if (steady && (dropped || written >= 8 * mib)) || written >= 12 * mib {
             // Rates of equal stretches: the rate of their sum is the harmonic mean.
             let seconds_per_mb: f64 = last.iter().map(|r| 1.0 / r).sum();
             break DiskReading {
