@@ -45,7 +45,7 @@ struct Args {
     failover_runs: Option<usize>,
     /// MB/s of the rate-limited ("half rate") runs, instead of half of each full-speed run's
     /// rate (or of the disk's, when lower): the same load for every broker and build compared.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_mb_s)]
     rate_mb_s: Option<f64>,
     /// Consume every record after the produce runs (off for runs whose brokers delete records,
     /// e.g. with `MILLRACE_LOG_RETENTION_BYTES` set).
@@ -139,6 +139,15 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--rate-mb-s`: a finite rate above zero (the send schedule divides by it).
+fn positive_mb_s(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(mb_s) if mb_s.is_finite() && mb_s > 0.0 => Ok(mb_s),
+        Ok(_) => Err(format!("{text} is not a rate above 0 MB/s")),
+        Err(error) => Err(format!("{text:?} is not a number: {error}")),
+    }
+}
+
 fn measure_disk(dir: &std::path::Path, mib: usize, when: &str) -> anyhow::Result<f64> {
     let reading = disk::sequential_write(dir, mib)?;
     println!(
@@ -157,6 +166,19 @@ impl Args {
             limited_mb_s: self.rate_mb_s,
             sustainable_mb_s: Some(disk_mb_s),
             consume: self.consume,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_rate_must_be_a_finite_rate_above_zero() {
+        assert_eq!(positive_mb_s("180"), Ok(180.0));
+        for bad in ["0", "-5", "inf", "NaN", "fast"] {
+            assert!(positive_mb_s(bad).is_err(), "{bad}");
         }
     }
 }
