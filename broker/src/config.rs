@@ -228,7 +228,29 @@ fn parse_host_port(value: &str) -> Option<(String, i32)> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
+
+    #[test]
+    fn every_flag_has_a_millrace_environment_variable_and_help() {
+        let command = BrokerConfig::command();
+        let flags: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| {
+                arg.get_long()
+                    .is_some_and(|long| long != "help" && long != "version")
+            })
+            .collect();
+        assert!(flags.len() > 20, "{} flags", flags.len());
+        for arg in flags {
+            let long = arg.get_long().unwrap();
+            let expected = format!("MILLRACE_{}", long.to_uppercase().replace('-', "_"));
+            let env = arg.get_env().map(|env| env.to_string_lossy().into_owned());
+            assert_eq!(env.as_deref(), Some(expected.as_str()), "--{long}");
+            assert!(arg.get_help().is_some(), "--{long} has no help text");
+        }
+    }
 
     #[test]
     fn advertised_listener_must_be_host_and_port() {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::ResponseError;
 use tracing::{debug, Instrument};
 
 use crate::broker::Broker;
@@ -173,12 +174,19 @@ async fn route(
     mut body: Bytes,
 ) -> Result<Option<BytesMut>, DispatchError> {
     if key == ApiKey::Produce {
-        // acks=0 produce requests get no response at all.
         let request: ProduceRequest = decode(key, &mut body, header.request_api_version)?;
         let acks = request.acks;
         let response = handlers::produce::handle(broker, header, request).await;
         if acks == 0 {
-            return Ok(None);
+            // acks=0 produce requests get no response at all. As in Kafka, a refused append
+            // closes the connection instead, so that the client notices (it reconnects and
+            // refreshes its metadata) rather than sending on into the void.
+            return match produce_error(&response) {
+                Some(reason) => Err(DispatchError::Close(format!(
+                    "acks=0 produce refused: {reason}"
+                ))),
+                None => Ok(None),
+            };
         }
         return encode(key, header, &response);
     }
@@ -212,26 +220,28 @@ async fn route(
     )
 }
 
+/// The first partition error in a produce response, as "topic-partition: error".
+fn produce_error(response: &ProduceResponse) -> Option<String> {
+    response.responses.iter().find_map(|topic| {
+        topic.partition_responses.iter().find_map(|partition| {
+            (partition.error_code != 0).then(|| {
+                let error = ResponseError::try_from_code(partition.error_code).map_or_else(
+                    || format!("error {}", partition.error_code),
+                    |e| format!("{e:?}"),
+                );
+                format!("{}-{}: {error}", topic.name.as_str(), partition.index)
+            })
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::BufMut;
-    use kafka_protocol::protocol::StrBytes;
 
     use super::*;
     use crate::broker::testing;
-
-    fn request_frame<T: Encodable>(key: ApiKey, version: i16, request: &T) -> Bytes {
-        let mut out = BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(42)
-            .with_client_id(Some(StrBytes::from_static_str("test")))
-            .encode(&mut out, key.request_header_version(version))
-            .unwrap();
-        request.encode(&mut out, version).unwrap();
-        out.freeze()
-    }
+    use crate::handlers::testing::request_frame;
 
     #[tokio::test]
     async fn api_versions_at_an_unknown_version_answers_v0_unsupported_version() {

@@ -108,7 +108,7 @@ async fn serve_connection(
         let frame = match read_frame(&mut reader, length as usize).await {
             Ok(frame) => frame,
             Err(error) => {
-                debug!(%error, "connection closed mid-frame");
+                info!(%peer, %error, length, "connection closed in the middle of a request");
                 break;
             }
         };

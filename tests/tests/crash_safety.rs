@@ -42,7 +42,12 @@ fn acknowledged_records_and_offsets_survive_kill9() {
 
 #[test]
 fn sigterm_exits_zero_and_keeps_the_data() {
-    let mut broker = BrokerProcess::start(BrokerOptions::with_args(&["--auto-create-topics"]));
+    // flush.ms of an hour: only the shutdown's own flush can write the recovery point.
+    let mut broker = BrokerProcess::start(BrokerOptions::with_args(&[
+        "--auto-create-topics",
+        "--log-flush-ms",
+        "3600000",
+    ]));
     let lines: Vec<String> = (0..5000).map(|i| format!("graceful-{i:05}")).collect();
     let input = lines.join("\n") + "\n";
     kcat(
@@ -68,6 +73,22 @@ fn sigterm_exits_zero_and_keeps_the_data() {
         status.success(),
         "SIGTERM: the broker exited with {status}; log:\n{}",
         broker.log_tail()
+    );
+    assert!(
+        broker.log().contains("starting millrace-broker"),
+        "the configuration is logged at start-up"
+    );
+    // The shutdown flushed every log: the recovery point is the log end, so that the next
+    // start trusts every segment instead of re-reading the last one.
+    let checkpoint = broker
+        .data_dir()
+        .join("logs/graceful-0/recovery-point-offset-checkpoint");
+    let checkpoint = std::fs::read_to_string(&checkpoint)
+        .unwrap_or_else(|e| panic!("{}: {e}", checkpoint.display()));
+    assert_eq!(
+        checkpoint.lines().nth(2),
+        Some("5000"),
+        "recovery point after SIGTERM: {checkpoint:?}"
     );
     broker.restart();
     let consumed = kcat(

@@ -122,3 +122,60 @@ fn describe(metadata: &ClusterMetadata, topic: &TopicRecord) -> MetadataResponse
         .with_is_internal(Broker::is_internal(&topic.name))
         .with_partitions(partitions)
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+
+    use super::*;
+    use crate::broker::testing;
+    use crate::handlers::testing::{batch, call, produce, wait_for_partitions};
+
+    fn asking_for(topic: &str) -> MetadataRequest {
+        MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+            ]))
+            .with_allow_auto_topic_creation(true)
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_are_created_only_when_auto_creation_is_on() {
+        // Off by default: the client's wish is not enough, and a produce creates nothing either.
+        let dir = tempfile::tempdir().unwrap();
+        let broker = testing::open(dir.path(), &[]).await;
+        let answer: MetadataResponse =
+            call(&broker, ApiKey::Metadata, 12, &asking_for("wished-for")).await;
+        assert_eq!(
+            answer.topics[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        let produced = produce(&broker, "wished-for", 0, batch(&[b"x"], None)).await;
+        assert_eq!(
+            produced.error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        assert!(broker.topic("wished-for").is_none());
+
+        // On: a Metadata request that allows it creates the topic, one that does not doesn't.
+        let dir = tempfile::tempdir().unwrap();
+        let broker = testing::open(dir.path(), &["--auto-create-topics"]).await;
+        let refused: MetadataResponse = call(
+            &broker,
+            ApiKey::Metadata,
+            12,
+            &asking_for("not-wished").with_allow_auto_topic_creation(false),
+        )
+        .await;
+        assert_eq!(
+            refused.topics[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        assert!(broker.topic("not-wished").is_none());
+        let created: MetadataResponse =
+            call(&broker, ApiKey::Metadata, 12, &asking_for("wished-for")).await;
+        assert_eq!(created.topics[0].error_code, 0);
+        assert!(broker.topic("wished-for").is_some());
+        wait_for_partitions(&broker, "wished-for", 1).await;
+    }
+}

@@ -14,6 +14,9 @@ pub mod produce;
 pub mod producer_id;
 pub mod topics;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 

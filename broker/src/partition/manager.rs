@@ -9,10 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use millrace_log::LogConfig;
 use parking_lot::RwLock;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{Partition, TopicPartition};
+use super::{FetchWakeups, Partition, TopicPartition};
 use uuid::Uuid;
 
 /// Every partition of this broker, by topic and index.
@@ -21,8 +20,9 @@ pub struct PartitionManager {
     local_id: i32,
     logs_dir: PathBuf,
     partitions: RwLock<BTreeMap<TopicPartition, Arc<Partition>>>,
-    /// Bumped after every append, so that waiting fetches re-check their partitions.
-    appended: watch::Sender<u64>,
+    /// Woken after every append (followers read up to the log end) and every high watermark
+    /// move (consumers read up to it), so that waiting fetches re-check their partitions.
+    fetch_wakeups: FetchWakeups,
 }
 
 impl PartitionManager {
@@ -34,7 +34,7 @@ impl PartitionManager {
             local_id,
             logs_dir,
             partitions: RwLock::new(BTreeMap::new()),
-            appended: watch::channel(0).0,
+            fetch_wakeups: FetchWakeups::default(),
         })
     }
 
@@ -78,8 +78,15 @@ impl PartitionManager {
         if !marker.exists() {
             fs::write(&marker, format!("topic_id: {topic_id}\n"))?;
         }
-        let partition = Partition::open(self.local_id, id.clone(), topic_id, &dir, config.clone())
-            .with_context(|| format!("opening partition {id}"))?;
+        let partition = Partition::open(
+            self.local_id,
+            id.clone(),
+            topic_id,
+            &dir,
+            config.clone(),
+            self.fetch_wakeups.clone(),
+        )
+        .with_context(|| format!("opening partition {id}"))?;
         let partition = Arc::new(partition);
         self.partitions.write().insert(id, partition.clone());
         Ok(partition)
@@ -138,13 +145,14 @@ impl PartitionManager {
             .collect()
     }
 
-    /// Wakes fetches waiting for new data.
-    pub fn notify_appended(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    /// Wakes fetches waiting for new data (after an append: partitions wake them themselves
+    /// when their high watermark moves).
+    pub fn wake_fetches(&self) {
+        self.fetch_wakeups.wake();
     }
 
-    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+    pub fn fetch_wakeups(&self) -> &FetchWakeups {
+        &self.fetch_wakeups
     }
 
     /// One pass of the flush policy over every partition.

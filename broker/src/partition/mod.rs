@@ -9,6 +9,7 @@
 pub mod manager;
 pub mod producer_state;
 pub mod replicas;
+mod wakeups;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
@@ -23,6 +24,7 @@ use uuid::Uuid;
 pub use manager::PartitionManager;
 use producer_state::{ProducerStateTable, SequenceCheck};
 use replicas::ReplicaSet;
+pub use wakeups::FetchWakeups;
 
 /// A partition's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,6 +102,8 @@ pub struct Partition {
     replicas: Mutex<ReplicaSet>,
     /// Publishes every high watermark move, for acks=all produces waiting on it.
     high_watermark_moved: watch::Sender<i64>,
+    /// Consumers' fetches waiting for data, woken when the high watermark moves.
+    fetch_wakeups: FetchWakeups,
 }
 
 pub fn now_ms() -> i64 {
@@ -112,13 +116,15 @@ pub fn now_ms() -> i64 {
 impl Partition {
     /// Opens (recovering if needed) the partition's log in `dir` and rebuilds its producer state
     /// from the batch headers. It starts as a single-replica partition led by `local_id`;
-    /// [`Partition::set_replicas`] gives it its real assignment.
+    /// [`Partition::set_replicas`] gives it its real assignment. `fetch_wakeups` is woken
+    /// whenever its high watermark moves.
     pub fn open(
         local_id: i32,
         id: TopicPartition,
         topic_id: Uuid,
         dir: &Path,
         config: LogConfig,
+        fetch_wakeups: FetchWakeups,
     ) -> Result<Partition, LogError> {
         let log = Log::open(dir, config, now_ms())?;
         let mut producers = ProducerStateTable::default();
@@ -136,6 +142,7 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             replicas: Mutex::new(ReplicaSet::single(local_id, leader_epoch)),
             high_watermark_moved: watch::channel(high_watermark).0,
+            fetch_wakeups,
         })
     }
 
@@ -201,6 +208,7 @@ impl Partition {
         let previous = self.high_watermark.fetch_max(candidate, Ordering::AcqRel);
         if candidate > previous {
             self.high_watermark_moved.send_replace(candidate);
+            self.fetch_wakeups.wake();
             candidate
         } else {
             previous

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::group::Protocol;
+use crate::partition::FetchWakeups;
 use crate::partition::{Partition, TopicPartition};
 
 fn limits(initial_rebalance_delay_ms: i64) -> GroupLimits {
@@ -36,8 +37,15 @@ fn offsets_partitions_with(dir: &Path, count: i32, config: LogConfig) -> Vec<Arc
             };
             let partition_dir = dir.join(format!("__consumer_offsets-{partition}"));
             Arc::new(
-                Partition::open(1, id, Uuid::from_u128(1), &partition_dir, config.clone())
-                    .expect("opening an offsets partition"),
+                Partition::open(
+                    1,
+                    id,
+                    Uuid::from_u128(1),
+                    &partition_dir,
+                    config.clone(),
+                    FetchWakeups::default(),
+                )
+                .expect("opening an offsets partition"),
             )
         })
         .collect()

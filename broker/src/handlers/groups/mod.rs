@@ -411,7 +411,7 @@ pub async fn offset_commit(
             .instrument(span)
             .await;
         if outcome.is_ok() {
-            broker.partitions.notify_appended();
+            broker.partitions.wake_fetches();
         } else {
             debug!(group = %group, error = ?outcome, "offset commit refused");
         }
@@ -657,7 +657,7 @@ pub async fn delete_groups(
                 .with_error_code(result_code(result))
         })
         .collect();
-    broker.partitions.notify_appended();
+    broker.partitions.wake_fetches();
     DeleteGroupsResponse::default().with_results(results)
 }
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -10,37 +10,10 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 
 use super::*;
 use crate::broker::testing;
-use crate::dispatch::handle_frame;
-
-/// Sends `request` through the real dispatcher (decode, handler, encode at `version`) and
-/// decodes the answer.
-async fn call<Req: Encodable, Resp: Decodable + HeaderVersion>(
-    broker: &Arc<Broker>,
-    key: ApiKey,
-    version: i16,
-    request: &Req,
-) -> Resp {
-    let mut frame = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("flow-test")))
-        .encode(&mut frame, key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut frame, version).unwrap();
-    let response = handle_frame(broker, frame.freeze())
-        .await
-        .unwrap_or_else(|error| panic!("{key:?} v{version}: {error:?}"))
-        .expect("a response");
-    let mut body = response.freeze();
-    ResponseHeader::decode(&mut body, Resp::header_version(version)).unwrap();
-    Resp::decode(&mut body, version).unwrap()
-}
+use crate::handlers::testing::{call, wait_for_partitions};
 
 fn join_request(version: i16, group: &str, member_id: &str) -> JoinGroupRequest {
     let request = JoinGroupRequest::default()
@@ -91,7 +64,7 @@ async fn consumer_flow(broker: &Arc<Broker>, version: i16) {
     if version >= 4 {
         assert_eq!(joined.error_code, ResponseError::MemberIdRequired.code());
         let member_id = joined.member_id.to_string();
-        assert!(member_id.starts_with("flow-test-"), "{member_id}");
+        assert!(member_id.starts_with("handler-test-"), "{member_id}");
         joined = call(
             broker,
             ApiKey::JoinGroup,
@@ -275,7 +248,7 @@ async fn consumer_flow(broker: &Arc<Broker>, version: i16) {
         description.members[0].member_assignment,
         Bytes::from_static(b"t-0,t-1")
     );
-    assert_eq!(description.members[0].client_id.as_str(), "flow-test");
+    assert_eq!(description.members[0].client_id.as_str(), "handler-test");
 
     let list_version = version.min(4);
     let list = ListGroupsRequest::default();
@@ -377,20 +350,4 @@ async fn transaction_coordinators_and_empty_group_ids_are_refused() {
     let joined: JoinGroupResponse =
         call(&broker, ApiKey::JoinGroup, 7, &join_request(7, "", "")).await;
     assert_eq!(joined.error_code, ResponseError::InvalidGroupId.code());
-}
-
-/// Waits until this broker opened and leads the topic's partitions.
-async fn wait_for_partitions(broker: &Broker, topic: &str, count: i32) {
-    for _ in 0..500 {
-        if (0..count).all(|p| {
-            broker
-                .partitions
-                .get(topic, p)
-                .is_some_and(|p| p.is_leader())
-        }) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("partitions of {topic} not ready");
 }

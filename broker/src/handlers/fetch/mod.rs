@@ -1,7 +1,8 @@
 //! Fetch: reads whole batches up to the high watermark, with long polling.
 //!
-//! A fetch waits up to `max_wait_ms` until at least `min_bytes` are available, waking on every
-//! append. Fetch sessions (KIP-227) are refused cleanly: the broker answers with session id 0,
+//! A fetch waits up to `max_wait_ms` until at least `min_bytes` are available, woken after every
+//! append (followers read up to the log end) and every high watermark move (consumers read up
+//! to it). Fetch sessions (KIP-227) are refused cleanly: the broker answers with session id 0,
 //! which tells the client to keep sending full fetch requests.
 
 use std::sync::Arc;
@@ -30,9 +31,9 @@ pub async fn handle(
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
-    let mut appends = broker.partitions.subscribe_appends();
+    let mut wakeups = broker.partitions.fetch_wakeups().subscribe();
     loop {
-        appends.borrow_and_update();
+        wakeups.borrow_and_update();
         let (responses, bytes, has_error) = read_all(broker, &request);
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
             for topic in &responses {
@@ -47,7 +48,7 @@ pub async fn handle(
             return FetchResponse::default().with_responses(responses);
         }
         // Deadline passed or the broker is going away: the next pass answers with what it has.
-        let _ = tokio::time::timeout_at(deadline, appends.changed()).await;
+        let _ = tokio::time::timeout_at(deadline, wakeups.changed()).await;
     }
 }
 
@@ -83,13 +84,16 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                         asked if asked < epoch => Some(ResponseError::FencedLeaderEpoch),
                         _ => None,
                     };
-                    // The first partition with data may exceed max_bytes by one batch, so
-                    // that a batch larger than the limit is never stuck.
-                    let limit = (wanted.partition_max_bytes.max(0) as usize).min(if total == 0 {
-                        usize::MAX
-                    } else {
-                        remaining
-                    });
+                    // As in Kafka, the first partition with data may exceed max_bytes and its
+                    // partition_max_bytes by one batch, so that a batch larger than the limits
+                    // is never stuck; the partitions after it stay within both.
+                    let first_with_data = total == 0;
+                    let limit =
+                        (wanted.partition_max_bytes.max(0) as usize).min(if first_with_data {
+                            usize::MAX
+                        } else {
+                            remaining
+                        });
                     let read = match (epoch_error, request.replica_id.0) {
                         (Some(error), _) => Err(error.into()),
                         // A follower replicating this partition (Kafka's replica fetch).
@@ -103,7 +107,11 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                         (None, _) => partition.read(wanted.fetch_offset, limit),
                     };
                     match read {
-                        Ok(read) => {
+                        Ok(mut read) => {
+                            if !first_with_data {
+                                let within = whole_batches_within(&read.records, limit);
+                                read.records.truncate(within);
+                            }
                             total += read.records.len();
                             remaining = remaining.saturating_sub(read.records.len());
                             response
@@ -132,22 +140,35 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
     (responses, total, has_error)
 }
 
-/// Records in a run of whole batches (the count sits at a fixed place in each batch header).
-fn count_records(batches: &Bytes) -> i64 {
+/// Each whole batch in a run of batches: where it ends and how many records it holds (the
+/// length and the count sit at fixed places in each batch header).
+fn batch_ends(batches: &[u8]) -> impl Iterator<Item = (usize, i64)> + '_ {
     let mut position = 0usize;
-    let mut records = 0i64;
-    while position + 61 <= batches.len() {
-        let length = i32::from_be_bytes(
-            batches[position + 8..position + 12]
-                .try_into()
-                .expect("4 bytes"),
-        );
-        records += i32::from_be_bytes(
-            batches[position + 57..position + 61]
-                .try_into()
-                .expect("4 bytes"),
-        ) as i64;
+    std::iter::from_fn(move || {
+        if position + 61 > batches.len() {
+            return None;
+        }
+        let length = i32::from_be_bytes(batches[position + 8..position + 12].try_into().ok()?);
+        let records = i32::from_be_bytes(batches[position + 57..position + 61].try_into().ok()?);
         position += 12 + length.max(0) as usize;
-    }
-    records
+        Some((position, records as i64))
+    })
 }
+
+/// Records in a run of whole batches.
+fn count_records(batches: &[u8]) -> i64 {
+    batch_ends(batches).map(|(_, records)| records).sum()
+}
+
+/// The length of the longest run of whole batches at the start of `batches` that fits in
+/// `limit` bytes.
+fn whole_batches_within(batches: &[u8], limit: usize) -> usize {
+    batch_ends(batches)
+        .map(|(end, _)| end)
+        .take_while(|&end| end <= limit)
+        .last()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

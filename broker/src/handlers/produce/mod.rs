@@ -106,7 +106,7 @@ pub async fn handle(
         );
     }
     if appended_any {
-        broker.partitions.notify_appended();
+        broker.partitions.wake_fetches();
     }
     // The waits overlap in time: each is bounded by the one deadline of the request.
     for (topic_slot, partition_slot, partition, offset, min_insync) in awaiting {
@@ -150,3 +150,6 @@ fn refused(topic: &str, index: i32, error: PartitionError) -> PartitionProduceRe
         .with_log_start_offset(-1)
         .with_error_message(Some(str_bytes(error.message)))
 }
+
+#[cfg(test)]
+mod tests;
