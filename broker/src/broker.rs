@@ -328,9 +328,11 @@ impl Broker {
         }
         let replication = self.voter_count.clamp(1, 3) as i16;
         let configs = BTreeMap::from([
-            // Committed offsets must outlive any time-based retention; without compaction
-            // the topic grows with every commit (each commit is one small batch).
+            // Committed offsets must outlive any time-based retention. The coordinator
+            // compacts the topic itself (group::offsets); segments of Kafka's
+            // offsets.topic.segment.bytes let the compacted part be deleted early.
             ("retention.ms".to_string(), "-1".to_string()),
+            ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
         ]);
         match self
             .quorum

@@ -141,6 +141,18 @@ pub struct BrokerConfig {
     #[arg(long, env = "MILLRACE_OFFSETS_TOPIC_PARTITIONS", default_value_t = 8)]
     pub offsets_topic_partitions: i32,
 
+    /// A __consumer_offsets partition this broker leads is compacted (its live offsets written
+    /// again, the log start moved past the older records) once its log holds at least this
+    /// many records and more than twice its live offsets. Checked every
+    /// --retention-check-interval-ms.
+    #[arg(
+        long,
+        env = "MILLRACE_OFFSETS_COMPACTION_MIN_RECORDS",
+        default_value_t = 100_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub offsets_compaction_min_records: u64,
+
     /// Most time a rebalance waits for members to rejoin before it completes without them
     /// is the group's own rebalance timeout; this delays the first rebalance of an empty group
     /// so that members starting together land in one generation

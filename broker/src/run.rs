@@ -27,7 +27,7 @@ pub fn init_tracing(format: &str) {
 }
 
 /// Starts the broker's background tasks: heartbeats, metadata sync, ISR maintenance, group
-/// timers, flush and retention. They stop when `shutdown` turns true.
+/// timers, offsets compaction, flush and retention. They stop when `shutdown` turns true.
 pub fn spawn_tasks(
     broker: &Arc<Broker>,
     shutdown: watch::Receiver<bool>,
@@ -37,6 +37,11 @@ pub fn spawn_tasks(
         tokio::spawn(metadata::sync::run(broker.clone(), shutdown.clone())),
         tokio::spawn(replication::isr::run(broker.clone(), shutdown.clone())),
         tokio::spawn(broker.groups.clone().run(shutdown.clone())),
+        tokio::spawn(broker.groups.clone().run_offsets_compaction(
+            Duration::from_millis(broker.config.retention_check_interval_ms.max(10)),
+            broker.config.offsets_compaction_min_records as usize,
+            shutdown.clone(),
+        )),
         tokio::spawn(broker.clone().run_background(shutdown)),
     ]
 }

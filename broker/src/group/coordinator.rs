@@ -95,6 +95,9 @@ type GroupSlot = Arc<Mutex<GroupEntry>>;
 /// How long an offset commit waits for its replication (Kafka's offsets.commit.timeout.ms).
 const COMMIT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an offsets rewrite may take to replicate before its log start move is given up.
+const OFFSETS_REWRITE_REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Kafka's classic group coordinator for every group of this broker.
 pub struct GroupCoordinator {
     limits: GroupLimits,
@@ -332,6 +335,49 @@ impl GroupCoordinator {
             }
         }
         Ok(())
+    }
+
+    /// Rewrites the offsets partitions whose logs hold mostly superseded records (see
+    /// [`OffsetStore::start_rewrites`]) and moves their log starts once the rewrites are
+    /// replicated. Returns how many partitions were rewritten and had their log start moved.
+    pub async fn compact_offsets(&self, min_records: usize) -> usize {
+        let rewrites = self.offsets.start_rewrites(min_records);
+        let mut finished = 0;
+        for rewrite in rewrites {
+            if rewrite
+                .partition
+                .wait_for_high_watermark(rewrite.durable_at, OFFSETS_REWRITE_REPLICATION_TIMEOUT)
+                .await
+            {
+                if self.offsets.finish_rewrite(&rewrite) {
+                    finished += 1;
+                }
+            } else {
+                warn!(partition = %rewrite.partition.id, "offsets rewrite not replicated in time; the log start stays");
+                self.offsets.keep_superseded(&rewrite);
+            }
+        }
+        finished
+    }
+
+    /// Compacts the offsets partitions this broker leads every `interval`, until `shutdown`
+    /// turns true.
+    pub async fn run_offsets_compaction(
+        self: Arc<Self>,
+        interval: Duration,
+        min_records: usize,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = ticks.tick() => {
+                    self.compact_offsets(min_records).await;
+                }
+            }
+        }
     }
 
     /// The group's committed offset for one partition, if any.

@@ -7,6 +7,13 @@
 //! (which maps `i32::MIN` to 0). The same group thus maps to the same
 //! partition number as on a Kafka cluster with the same partition count, and the mapping never
 //! changes as long as the partition count does not (it is fixed when the topic is created).
+//!
+//! Kafka keeps `__consumer_offsets` small with its log cleaner (the topic is compacted). This
+//! broker's log does not compact; the coordinator does the same for its own topic instead: when
+//! a partition's log holds mostly superseded records, it writes the live offsets again at the
+//! log end (a *rewrite*) and, once they are replicated, moves the log start to the rewrite, so
+//! that retention deletes the old segments and a new leader replays only the rewrite and what
+//! followed it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -29,11 +36,29 @@ const LOAD_READ_BYTES: usize = 1024 * 1024;
 /// topic -> partition -> offset, for one group.
 pub type GroupOffsets = BTreeMap<String, BTreeMap<i32, CommittedOffset>>;
 
+/// Offsets records per batch of a rewrite (about 100 bytes each).
+const REWRITE_BATCH_RECORDS: usize = 2_000;
+
 struct OffsetShard {
     partition: Arc<Partition>,
     /// group id -> its committed offsets. Locked across the append so that the order of
     /// records in the log is the order in which commits become visible.
     committed: Mutex<HashMap<String, GroupOffsets>>,
+    /// Offsets records in the log from its log start (values and tombstones), live or
+    /// superseded: what a new leader would replay.
+    records_in_log: AtomicUsize,
+}
+
+/// A rewrite of one offsets partition's live offsets at its log end, to be finished by
+/// [`OffsetStore::finish_rewrite`] once it is replicated.
+pub struct Rewrite {
+    pub partition: Arc<Partition>,
+    /// Where the rewrite starts: the log start once it is finished.
+    pub start: i64,
+    /// The offset the high watermark must reach for the rewrite to be replicated.
+    pub durable_at: i64,
+    /// Records that the log held before the rewrite.
+    superseded: usize,
 }
 
 /// Committed offsets of the groups this broker coordinates: one shard per `__consumer_offsets`
@@ -99,7 +124,7 @@ impl OffsetStore {
                 return Ok(Vec::new());
             }
         }
-        let committed = replay(&partition)
+        let (committed, records) = replay(&partition)
             .with_context(|| format!("loading committed offsets from {}", partition.id))?;
         let groups: Vec<String> = committed.keys().cloned().collect();
         self.partition_count
@@ -109,6 +134,7 @@ impl OffsetStore {
             Arc::new(OffsetShard {
                 partition,
                 committed: Mutex::new(committed),
+                records_in_log: AtomicUsize::new(records),
             }),
         );
         info!(
@@ -259,6 +285,110 @@ impl OffsetStore {
     }
 }
 
+impl OffsetStore {
+    /// Starts a rewrite of every loaded partition whose log holds at least `min_records`
+    /// records and more than twice as many as it has live offsets (Kafka's cleaner starts at a
+    /// dirty ratio of one half): the live offsets are appended again, in batches, while no
+    /// commit can come between them.
+    pub fn start_rewrites(&self, min_records: usize) -> Vec<Rewrite> {
+        let shards: Vec<Arc<OffsetShard>> = self.shards.read().values().cloned().collect();
+        let mut rewrites = Vec::new();
+        for shard in shards {
+            let records = shard.records_in_log.load(Ordering::Acquire);
+            if records < min_records.max(1) {
+                continue;
+            }
+            let committed = shard.committed.lock();
+            let live: Vec<(OffsetKey, Option<CommittedOffset>)> = committed
+                .iter()
+                .flat_map(|(group, topics)| {
+                    topics.iter().flat_map(move |(topic, partitions)| {
+                        partitions.iter().map(move |(partition, value)| {
+                            (
+                                OffsetKey {
+                                    group: group.clone(),
+                                    topic: topic.clone(),
+                                    partition: *partition,
+                                },
+                                Some(value.clone()),
+                            )
+                        })
+                    })
+                })
+                .collect();
+            if records <= 2 * live.len() {
+                continue;
+            }
+            let start = shard.partition.log_end_offset();
+            let mut durable_at = start;
+            let written = live.chunks(REWRITE_BATCH_RECORDS).all(|chunk| {
+                append(&shard, chunk)
+                    .map(|end| durable_at = end)
+                    // The log start stays where it is: what was appended only repeats current
+                    // values, and the next pass tries again.
+                    .inspect_err(|error| warn!(partition = %shard.partition.id, ?error, "rewriting committed offsets failed"))
+                    .is_ok()
+            });
+            if !written {
+                continue;
+            }
+            let superseded = shard
+                .records_in_log
+                .swap(live.len(), Ordering::AcqRel)
+                .saturating_sub(live.len());
+            info!(
+                partition = %shard.partition.id,
+                records_before = superseded,
+                live = live.len(),
+                start,
+                "committed offsets rewritten at the log end"
+            );
+            rewrites.push(Rewrite {
+                partition: shard.partition.clone(),
+                start,
+                durable_at,
+                superseded,
+            });
+        }
+        rewrites
+    }
+
+    /// Finishes a rewrite that is replicated: the log start moves to it; returns whether it
+    /// did. When that fails (the leadership moved, say), the log keeps its old records and
+    /// nothing is lost.
+    pub fn finish_rewrite(&self, rewrite: &Rewrite) -> bool {
+        match rewrite.partition.delete_records_before(rewrite.start) {
+            Ok(_) => {
+                info!(
+                    partition = %rewrite.partition.id,
+                    log_start = rewrite.start,
+                    "offsets log start moved past superseded records"
+                );
+                true
+            }
+            Err(error) => {
+                warn!(partition = %rewrite.partition.id, error = %error.message, "could not move the offsets log start");
+                self.keep_superseded(rewrite);
+                false
+            }
+        }
+    }
+
+    /// A rewrite that will not be finished: its superseded records still count.
+    pub fn keep_superseded(&self, rewrite: &Rewrite) {
+        if let Some(shard) = self
+            .shards
+            .read()
+            .get(&(rewrite.partition.id.partition as usize))
+            .filter(|shard| Arc::ptr_eq(&shard.partition, &rewrite.partition))
+        {
+            shard
+                .records_in_log
+                .fetch_add(rewrite.superseded, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Appends the entries as one batch; returns the offset the high watermark must reach for them
 /// to be replicated.
 fn append(
@@ -273,6 +403,11 @@ fn append(
         warn!(partition = %shard.partition.id, error = %error.message, "writing committed offsets failed");
         commit_error(&error)
     })?;
+    if !outcome.duplicate {
+        shard
+            .records_in_log
+            .fetch_add(entries.len(), Ordering::AcqRel);
+    }
     Ok(outcome.last_offset + 1)
 }
 
@@ -294,8 +429,9 @@ fn commit_error(error: &PartitionError) -> ResponseError {
 }
 
 /// Reads a partition from its log start to its log end and applies each record in
-/// order: the latest value of a key wins, a tombstone removes it.
-fn replay(partition: &Partition) -> anyhow::Result<HashMap<String, GroupOffsets>> {
+/// order: the latest value of a key wins, a tombstone removes it. Returns the offsets and the
+/// number of records read.
+fn replay(partition: &Partition) -> anyhow::Result<(HashMap<String, GroupOffsets>, usize)> {
     let mut committed: HashMap<String, GroupOffsets> = HashMap::new();
     let mut offset = partition.log_start_offset();
     // Up to the log end, not the high watermark: a new leader's high watermark may still lag
@@ -359,7 +495,7 @@ fn replay(partition: &Partition) -> anyhow::Result<HashMap<String, GroupOffsets>
         groups = committed.len(),
         "committed offsets loaded"
     );
-    Ok(committed)
+    Ok((committed, records))
 }
 
 /// Applies one record; false when it was skipped as unreadable.

@@ -176,17 +176,10 @@ async fn committed_offsets_survive_a_restart_and_deleted_groups_do_not() {
     close(coordinator, partitions);
 }
 
-#[tokio::test]
-async fn offsets_reload_across_many_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let small_segments = LogConfig {
-        segment_bytes: 2048,
-        ..LogConfig::default()
-    };
-    let partitions = offsets_partitions_with(dir.path(), 2, small_segments.clone());
-    let coordinator = GroupCoordinator::with_limits(limits(0), partitions.clone()).unwrap();
-    for round in 0..300i64 {
-        for group in ["alpha", "beta", "gamma"] {
+/// Each group commits `events`-0..2 at `round * 10 + partition`, for `rounds` rounds.
+async fn commit_rounds(coordinator: &Arc<GroupCoordinator>, groups: &[&str], rounds: i64) {
+    for round in 0..rounds {
+        for group in groups {
             let offsets = (0..3)
                 .map(|partition| {
                     (
@@ -202,25 +195,50 @@ async fn offsets_reload_across_many_segments() {
                 .unwrap();
         }
     }
+}
+
+/// Like [`open`], with segments of 2 KiB: a few commits fill one.
+fn open_with_small_segments(
+    dir: &Path,
+    partitions: i32,
+) -> (Arc<GroupCoordinator>, Vec<Arc<Partition>>) {
+    let small_segments = LogConfig {
+        segment_bytes: 2048,
+        ..LogConfig::default()
+    };
+    let partitions = offsets_partitions_with(dir, partitions, small_segments);
+    let coordinator = GroupCoordinator::with_limits(limits(0), partitions.clone()).unwrap();
+    (coordinator, partitions)
+}
+
+/// Segment (`.log`) files in the partition's directory.
+fn segment_files(partition: &Partition) -> usize {
+    std::fs::read_dir(partition.dir())
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "log")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn offsets_reload_across_many_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (coordinator, partitions) = open_with_small_segments(dir.path(), 2);
+    commit_rounds(&coordinator, &["alpha", "beta", "gamma"], 300).await;
     coordinator.delete_group("beta").unwrap();
     for partition in &partitions {
-        let segments = std::fs::read_dir(partition.dir())
-            .unwrap()
-            .filter(|entry| {
-                entry
-                    .as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|e| e == "log")
-            })
-            .count();
+        let segments = segment_files(partition);
         assert!(segments > 3, "{} has {segments} segments", partition.id);
     }
     close(coordinator, partitions);
 
-    let partitions = offsets_partitions_with(dir.path(), 2, small_segments);
-    let coordinator = GroupCoordinator::with_limits(limits(0), partitions.clone()).unwrap();
+    let (coordinator, partitions) = open_with_small_segments(dir.path(), 2);
     for group in ["alpha", "gamma"] {
         for partition in 0..3 {
             assert_eq!(
@@ -239,6 +257,53 @@ async fn offsets_reload_across_many_segments() {
         .map(|g| g.group_id)
         .collect();
     assert_eq!(groups, vec!["alpha".to_string(), "gamma".to_string()]);
+    close(coordinator, partitions);
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_live_offsets_and_moves_the_log_start_past_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (coordinator, partitions) = open_with_small_segments(dir.path(), 1);
+    commit_rounds(&coordinator, &["alpha", "beta", "gamma"], 100).await;
+    coordinator.delete_group("beta").unwrap();
+    let offsets_log = &partitions[0];
+    let end_before = offsets_log.log_end_offset();
+    let segments_before = segment_files(offsets_log);
+    assert_eq!(offsets_log.log_start_offset(), 0);
+
+    // 903 records (900 commits, 3 tombstones) for 6 live offsets: not below the threshold.
+    assert_eq!(coordinator.compact_offsets(10_000).await, 0);
+    assert_eq!(offsets_log.log_end_offset(), end_before);
+    assert_eq!(coordinator.compact_offsets(500).await, 1);
+    // The live offsets were written again at the log end, and the log starts there.
+    assert_eq!(offsets_log.log_start_offset(), end_before);
+    assert_eq!(offsets_log.log_end_offset(), end_before + 6);
+    // Nothing superseded since: nothing to do, however low the threshold.
+    assert_eq!(coordinator.compact_offsets(1).await, 0);
+    offsets_log.apply_retention().unwrap();
+    let segments_after = segment_files(offsets_log);
+    assert!(
+        segments_after < segments_before,
+        "{segments_before} segments before, {segments_after} after"
+    );
+
+    // Commits after the compaction, then a restart: the replay starts at the rewrite.
+    commit_rounds(&coordinator, &["gamma"], 101).await;
+    close(coordinator, partitions);
+    let (coordinator, partitions) = open_with_small_segments(dir.path(), 1);
+    for (group, last_round) in [("alpha", 99), ("gamma", 100)] {
+        for partition in 0..3 {
+            assert_eq!(
+                coordinator
+                    .committed_offset(group, "events", partition)
+                    .map(|c| c.offset),
+                Some(last_round * 10 + i64::from(partition)),
+                "{group} events-{partition}"
+            );
+        }
+    }
+    assert!(coordinator.committed_offsets("beta").is_empty());
+    assert_eq!(partitions[0].log_start_offset(), end_before);
     close(coordinator, partitions);
 }
 
