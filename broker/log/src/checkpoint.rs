@@ -16,7 +16,7 @@ pub(crate) const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 pub(crate) const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 
 /// Atomically replaces `dir/name` with the given entry lines.
-pub(crate) fn write(dir: &Path, name: &str, entries: &[String]) -> io::Result<()> {
+pub fn write(dir: &Path, name: &str, entries: &[String]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut contents = format!("{VERSION}\n{}\n", entries.len());
     for entry in entries {
@@ -32,7 +32,7 @@ pub(crate) fn write(dir: &Path, name: &str, entries: &[String]) -> io::Result<()
 
 /// The entry lines of `dir/name`; `Ok(None)` when the file does not exist or is unreadable as a
 /// checkpoint (logged, and treated as absent: every caller has a safe default).
-pub(crate) fn read(dir: &Path, name: &str) -> io::Result<Option<Vec<String>>> {
+pub fn read(dir: &Path, name: &str) -> io::Result<Option<Vec<String>>> {
     let contents = match fs::read_to_string(dir.join(name)) {
         Ok(contents) => contents,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

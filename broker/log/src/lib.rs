@@ -10,7 +10,7 @@
 //! exactly as producers sent them.
 
 pub mod batch;
-mod checkpoint;
+pub mod checkpoint;
 mod config;
 mod epoch;
 mod error;

@@ -7,6 +7,7 @@
 //! [`Partition::read`], which take it into account.
 
 pub mod manager;
+mod producer_snapshot;
 pub mod producer_state;
 pub mod replicas;
 mod wakeups;
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 pub use manager::PartitionManager;
+use producer_snapshot::{ProducerSnapshot, ProducerSnapshots};
 use producer_state::{ProducerStateTable, SequenceCheck};
 use replicas::ReplicaSet;
 pub use wakeups::FetchWakeups;
@@ -104,6 +106,8 @@ pub struct Partition {
     high_watermark_moved: watch::Sender<i64>,
     /// Consumers' fetches waiting for data, woken when the high watermark moves.
     fetch_wakeups: FetchWakeups,
+    /// The idempotent-producer table's snapshot on disk.
+    producer_snapshots: ProducerSnapshots,
 }
 
 pub fn now_ms() -> i64 {
@@ -115,7 +119,7 @@ pub fn now_ms() -> i64 {
 
 impl Partition {
     /// Opens (recovering if needed) the partition's log in `dir` and rebuilds its producer state
-    /// from the batch headers. It starts as a single-replica partition led by `local_id`;
+    /// from its last snapshot and the batch headers after it (all of them without one). It starts as a single-replica partition led by `local_id`;
     /// [`Partition::set_replicas`] gives it its real assignment. `fetch_wakeups` is woken
     /// whenever its high watermark moves.
     pub fn open(
@@ -127,8 +131,19 @@ impl Partition {
         fetch_wakeups: FetchWakeups,
     ) -> Result<Partition, LogError> {
         let log = Log::open(dir, config, now_ms())?;
-        let mut producers = ProducerStateTable::default();
-        for header in log.batch_headers_from(log.log_start_offset())? {
+        let (producer_snapshots, snapshot) = ProducerSnapshots::open(dir)?;
+        let (mut producers, replay_from) = match snapshot {
+            Some(snapshot) if snapshot.offset <= log.log_end_offset() => {
+                (snapshot.table, snapshot.offset)
+            }
+            Some(_) => {
+                // Describes records the recovery cut off.
+                producer_snapshots.discard()?;
+                (ProducerStateTable::default(), log.log_start_offset())
+            }
+            None => (ProducerStateTable::default(), log.log_start_offset()),
+        };
+        for header in log.batch_headers_from(replay_from)? {
             producers.record(&header);
         }
         let high_watermark = log.log_end_offset();
@@ -143,6 +158,7 @@ impl Partition {
             replicas: Mutex::new(ReplicaSet::single(local_id, leader_epoch)),
             high_watermark_moved: watch::channel(high_watermark).0,
             fetch_wakeups,
+            producer_snapshots,
         })
     }
 
@@ -303,6 +319,7 @@ impl Partition {
             return Ok(());
         }
         state.log.restart_at(leader_log_start)?;
+        self.producer_snapshots.discard().map_err(LogError::from)?;
         state.producers = ProducerStateTable::default();
         drop(state);
         // The leader's high watermark is at least its log start.
@@ -317,15 +334,24 @@ impl Partition {
     }
 
     /// Cuts the log at `offset` (a follower whose log diverged from its new leader's). The
-    /// producer state is rebuilt from what remains.
+    /// producer state is rebuilt from what remains: from the snapshot when it is below the cut
+    /// (the snapshot is discarded first when it is not, so a crash never finds it beside the
+    /// shorter log).
     pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
         let mut state = self.state.lock();
         if offset >= state.log.log_end_offset() {
             return Ok(());
         }
+        let snapshot = self
+            .producer_snapshots
+            .keep_below(offset)
+            .map_err(LogError::from)?;
         state.log.truncate_to(offset)?;
-        let mut producers = ProducerStateTable::default();
-        for header in state.log.batch_headers_from(state.log.log_start_offset())? {
+        let (mut producers, replay_from) = match snapshot {
+            Some(snapshot) => (snapshot.table, snapshot.offset),
+            None => (ProducerStateTable::default(), state.log.log_start_offset()),
+        };
+        for header in state.log.batch_headers_from(replay_from)? {
             producers.record(&header);
         }
         state.producers = producers;
@@ -568,16 +594,48 @@ impl Partition {
     /// Applies the time-based flush policy. The fsyncs, of the segments and of the
     /// recovery-point checkpoint, run without the partition's lock, so produces and fetches are
     /// not stalled behind the disk.
+    /// Writes a producer-state snapshot after the flush when one is due.
     pub fn maybe_flush(&self) -> Result<bool, LogError> {
-        let Some(pending) = self.state.lock().log.begin_flush(now_ms())? else {
-            return Ok(false);
+        let (pending, snapshot) = {
+            let mut state = self.state.lock();
+            let Some(pending) = state.log.begin_flush(now_ms())? else {
+                return Ok(false);
+            };
+            let log_end = state.log.log_end_offset();
+            let snapshot = self.producer_snapshots.due(log_end).then(|| {
+                let snapshot = ProducerSnapshot {
+                    offset: log_end,
+                    table: state.producers.clone(),
+                };
+                (self.producer_snapshots.generation(), snapshot)
+            });
+            (pending, snapshot)
         };
         pending.sync()?;
         self.state.lock().log.complete_flush(pending);
+        if let Some((generation, snapshot)) = snapshot {
+            // The data is flushed either way; without this snapshot a restart replays more.
+            if let Err(error) = self.producer_snapshots.write(generation, &snapshot) {
+                tracing::warn!(partition = %self.id, %error, "writing the producer-state snapshot failed");
+            }
+        }
         Ok(true)
     }
 
+    /// Flushes everything and writes a producer-state snapshot at the log end (a clean
+    /// shutdown: the next start replays no batch header).
     pub fn flush(&self) -> Result<(), LogError> {
-        self.state.lock().log.flush()
+        let mut state = self.state.lock();
+        state.log.flush()?;
+        let snapshot = ProducerSnapshot {
+            offset: state.log.log_end_offset(),
+            table: state.producers.clone(),
+        };
+        let generation = self.producer_snapshots.generation();
+        self.producer_snapshots.write(generation, &snapshot)?;
+        Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

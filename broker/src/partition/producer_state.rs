@@ -18,7 +18,7 @@ struct BatchSpan {
     first_offset: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct ProducerEntry {
     epoch: i16,
     recent: VecDeque<BatchSpan>,
@@ -34,7 +34,7 @@ pub enum SequenceCheck {
 }
 
 /// Producer state of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
 }
@@ -113,6 +113,52 @@ impl ProducerStateTable {
     pub fn producer_count(&self) -> usize {
         self.producers.len()
     }
+
+    /// One line per producer, `<id> <epoch> <first_seq>:<last_seq>:<first_offset> ...` (its
+    /// remembered batches, oldest first), sorted by id: the producer-state snapshot's entries.
+    pub fn to_lines(&self) -> Vec<String> {
+        let mut ids: Vec<&i64> = self.producers.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let entry = &self.producers[id];
+                let mut line = format!("{id} {}", entry.epoch);
+                for span in &entry.recent {
+                    line.push_str(&format!(
+                        " {}:{}:{}",
+                        span.first_sequence, span.last_sequence, span.first_offset
+                    ));
+                }
+                line
+            })
+            .collect()
+    }
+
+    /// The table [`ProducerStateTable::to_lines`] wrote; `None` when a line does not parse.
+    pub fn from_lines(lines: &[String]) -> Option<ProducerStateTable> {
+        let mut producers = HashMap::with_capacity(lines.len());
+        for line in lines {
+            let mut fields = line.split_ascii_whitespace();
+            let id: i64 = fields.next()?.parse().ok()?;
+            let epoch: i16 = fields.next()?.parse().ok()?;
+            let recent = fields
+                .map(|span| {
+                    let mut parts = span.split(':');
+                    let span = BatchSpan {
+                        first_sequence: parts.next()?.parse().ok()?,
+                        last_sequence: parts.next()?.parse().ok()?,
+                        first_offset: parts.next()?.parse().ok()?,
+                    };
+                    parts.next().is_none().then_some(span)
+                })
+                .collect::<Option<VecDeque<BatchSpan>>>()?;
+            if id < 0 || recent.len() > REMEMBERED_BATCHES {
+                return None;
+            }
+            producers.insert(id, ProducerEntry { epoch, recent });
+        }
+        Some(ProducerStateTable { producers })
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +232,29 @@ mod tests {
             table.check(&batch(-1, -1, -1, 3, -1)),
             Ok(SequenceCheck::Append)
         );
+    }
+
+    #[test]
+    fn the_snapshot_lines_round_trip_and_garbage_is_refused() {
+        let mut table = ProducerStateTable::default();
+        for i in 0..7 {
+            table.record(&batch(1, 0, i * 2, 2, 100 + i as i64 * 2));
+        }
+        table.record(&batch(42, 3, 0, 1, 500));
+        let lines = table.to_lines();
+        assert_eq!(lines[1], "42 3 0:0:500");
+        assert_eq!(ProducerStateTable::from_lines(&lines), Some(table));
+        assert_eq!(
+            ProducerStateTable::from_lines(&[]),
+            Some(ProducerStateTable::default())
+        );
+        for bad in ["x 0", "1", "1 0 0:1", "1 0 0:1:2:3", "-1 0", "1 0 a:b:c"] {
+            assert_eq!(
+                ProducerStateTable::from_lines(&[bad.to_string()]),
+                None,
+                "{bad}"
+            );
+        }
     }
 
     #[test]
