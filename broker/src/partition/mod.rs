@@ -602,7 +602,8 @@ impl Partition {
                 return Ok(false);
             };
             let log_end = state.log.log_end_offset();
-            let snapshot = self.producer_snapshots.due(log_end).then(|| {
+            let log_start = state.log.log_start_offset();
+            let snapshot = self.producer_snapshots.due(log_start, log_end).then(|| {
                 let snapshot = ProducerSnapshot {
                     offset: log_end,
                     table: state.producers.clone(),
@@ -622,17 +623,25 @@ impl Partition {
         Ok(true)
     }
 
-    /// Flushes everything and writes a producer-state snapshot at the log end (a clean
-    /// shutdown: the next start replays no batch header).
+    /// Flushes everything and writes a producer-state snapshot at the log end when a start-up
+    /// would otherwise replay batch headers (a clean shutdown: the next start replays none).
     pub fn flush(&self) -> Result<(), LogError> {
         let mut state = self.state.lock();
         state.log.flush()?;
-        let snapshot = ProducerSnapshot {
-            offset: state.log.log_end_offset(),
-            table: state.producers.clone(),
-        };
-        let generation = self.producer_snapshots.generation();
-        self.producer_snapshots.write(generation, &snapshot)?;
+        let log_end = state.log.log_end_offset();
+        let log_start = state.log.log_start_offset();
+        if self
+            .producer_snapshots
+            .offsets_to_replay(log_start, log_end)
+            > 0
+        {
+            let snapshot = ProducerSnapshot {
+                offset: log_end,
+                table: state.producers.clone(),
+            };
+            let generation = self.producer_snapshots.generation();
+            self.producer_snapshots.write(generation, &snapshot)?;
+        }
         Ok(())
     }
 }

@@ -62,9 +62,15 @@ impl ProducerSnapshots {
         self.written.lock().generation
     }
 
-    /// Whether a log ending at `log_end` is far enough past the last snapshot for a new one.
-    pub fn due(&self, log_end: i64) -> bool {
-        log_end - self.written.lock().offset.max(0) >= SNAPSHOT_EVERY_OFFSETS
+    /// How many offsets a start-up would replay: from the snapshot (or the log start, when it
+    /// is further) to the log end.
+    pub fn offsets_to_replay(&self, log_start: i64, log_end: i64) -> i64 {
+        log_end - self.written.lock().offset.max(log_start)
+    }
+
+    /// Whether the log is far enough past the last snapshot for a new one.
+    pub fn due(&self, log_start: i64, log_end: i64) -> bool {
+        self.offsets_to_replay(log_start, log_end) >= SNAPSHOT_EVERY_OFFSETS
     }
 
     /// Writes `snapshot` unless the log was cut since its copy was taken (`generation`).
@@ -140,13 +146,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (snapshots, found) = ProducerSnapshots::open(dir.path()).unwrap();
         assert_eq!(found, None);
-        assert!(!snapshots.due(SNAPSHOT_EVERY_OFFSETS - 1));
-        assert!(snapshots.due(SNAPSHOT_EVERY_OFFSETS));
+        assert!(!snapshots.due(0, SNAPSHOT_EVERY_OFFSETS - 1));
+        assert!(snapshots.due(0, SNAPSHOT_EVERY_OFFSETS));
+        assert!(!snapshots.due(5, SNAPSHOT_EVERY_OFFSETS));
         snapshots
             .write(snapshots.generation(), &snapshot(SNAPSHOT_EVERY_OFFSETS))
             .unwrap();
-        assert!(!snapshots.due(2 * SNAPSHOT_EVERY_OFFSETS - 1));
-        assert!(snapshots.due(2 * SNAPSHOT_EVERY_OFFSETS));
+        assert!(!snapshots.due(0, 2 * SNAPSHOT_EVERY_OFFSETS - 1));
+        assert!(snapshots.due(0, 2 * SNAPSHOT_EVERY_OFFSETS));
+        assert_eq!(snapshots.offsets_to_replay(0, SNAPSHOT_EVERY_OFFSETS), 0);
 
         // A copy taken, then the log cut below it: the copy is not written.
         let generation = snapshots.generation();

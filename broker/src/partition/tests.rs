@@ -102,6 +102,13 @@ fn the_snapshot_is_kept_below_a_truncation_and_discarded_above_it() {
 }
 
 #[test]
+fn an_empty_log_gets_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path()).flush().unwrap();
+    assert_eq!(snapshot_entries(dir.path()), None);
+}
+
+#[test]
 fn a_snapshot_beyond_the_recovered_log_end_is_discarded() {
     let dir = tempfile::tempdir().unwrap();
     let partition = open(dir.path());
