@@ -45,6 +45,8 @@ pub struct Broker {
     pub voter_count: usize,
     /// Turns true once start-up recovery is done and the listener is bound.
     pub ready: watch::Sender<bool>,
+    /// Turns true when a graceful shutdown stops serving: waiting long polls answer at once.
+    pub stopping: watch::Sender<bool>,
     /// Whether the controller currently fences this broker.
     pub fenced: watch::Sender<bool>,
 }
@@ -126,6 +128,7 @@ impl Broker {
             metrics: Metrics::new(),
             voter_count,
             ready: watch::channel(false).0,
+            stopping: watch::channel(false).0,
             fenced: watch::channel(true).0,
         });
         Ok(broker)

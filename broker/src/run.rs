@@ -97,6 +97,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     broker.ready.send_replace(false);
     controlled_shutdown(&broker).await;
     info!("shutting down: no new connections, finishing requests in flight");
+    broker.stopping.send_replace(true);
     shutdown_tx.send_replace(true);
     serving.await.context("listener task")??;
     for task in tasks {

@@ -5,56 +5,11 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
 
-use common::{assert_kcat_metadata, BrokerOptions, BrokerProcess};
+use common::{assert_kcat_metadata, connect, read_response, request, BrokerOptions, BrokerProcess};
 
 const API_VERSIONS: i16 = 18;
 const UNSUPPORTED_VERSION: i16 = 35;
-
-fn connect(broker: &BrokerProcess) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&broker.kafka_addr(), Duration::from_secs(5))
-        .expect("connecting to the Kafka port");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-}
-
-/// A request frame with a v1 header (no client id): length, api key, version, correlation id,
-/// null client id, then `body`.
-fn request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
-    let mut payload = Vec::new();
-    payload.extend_from_slice(&api_key.to_be_bytes());
-    payload.extend_from_slice(&version.to_be_bytes());
-    payload.extend_from_slice(&correlation_id.to_be_bytes());
-    payload.extend_from_slice(&(-1i16).to_be_bytes());
-    payload.extend_from_slice(body);
-    let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&payload);
-    frame
-}
-
-/// Reads one response frame: its body after the length prefix.
-fn read_response(stream: &mut TcpStream, what: &str) -> Vec<u8> {
-    let mut length = [0u8; 4];
-    stream
-        .read_exact(&mut length)
-        .unwrap_or_else(|error| panic!("{what}: no response: {error}"));
-    let length = i32::from_be_bytes(length);
-    assert!(
-        (4..1 << 20).contains(&length),
-        "{what}: response length {length}"
-    );
-    let mut body = vec![0u8; length as usize];
-    stream
-        .read_exact(&mut body)
-        .unwrap_or_else(|error| panic!("{what}: truncated response: {error}"));
-    body
-}
 
 fn i16_at(bytes: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([bytes[at], bytes[at + 1]])

@@ -2,9 +2,13 @@
 
 mod common;
 
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, Instant};
 
-use common::{kcat, run_python, BrokerOptions, BrokerProcess};
+use common::{connect, kcat, read_response, request, run_python, BrokerOptions, BrokerProcess};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -117,4 +121,49 @@ fn sigterm_exits_zero_and_keeps_the_data() {
             &lines[at..(at + 5).min(lines.len())]
         );
     }
+}
+
+#[test]
+fn sigterm_answers_a_waiting_long_poll_at_once() {
+    let mut broker = BrokerProcess::start(BrokerOptions::with_args(&["--auto-create-topics"]));
+    kcat(
+        &["-b", &broker.bootstrap(), "-P", "-t", "polled"],
+        Some(b"one\n"),
+        TIMEOUT,
+    )
+    .assert_success();
+
+    // A consumer's fetch at the log end, willing to wait 20 s for data that never comes.
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(20_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("polled")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(1)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut body = bytes::BytesMut::new();
+    fetch.encode(&mut body, 4).unwrap();
+    let mut stream = connect(&broker);
+    stream
+        .write_all(&request(ApiKey::Fetch as i16, 4, 77, &body))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The broker answers it (empty) and exits at once, rather than holding the shutdown until
+    // the poll's end or its shutdown timeout (10 s), when the connection would be cut unanswered.
+    let started = Instant::now();
+    let status = broker.sigterm_and_wait();
+    let took = started.elapsed();
+    assert!(status.success(), "SIGTERM: exited with {status}");
+    assert!(
+        took < Duration::from_secs(8),
+        "SIGTERM with a long poll in flight took {took:?}; log:\n{}",
+        broker.log_tail()
+    );
+    let response = read_response(&mut stream, "the long poll in flight at SIGTERM");
+    assert_eq!(i32::from_be_bytes(response[..4].try_into().unwrap()), 77);
 }

@@ -51,6 +51,51 @@ pub fn broker_binary() -> &'static Path {
     })
 }
 
+/// A raw connection to the broker's Kafka port, with 5-second read and write timeouts.
+pub fn connect(broker: &BrokerProcess) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&broker.kafka_addr(), Duration::from_secs(5))
+        .expect("connecting to the Kafka port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+/// A request frame with a v1 header (no client id): length, api key, version, correlation id,
+/// null client id, then `body`.
+pub fn request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&api_key.to_be_bytes());
+    payload.extend_from_slice(&version.to_be_bytes());
+    payload.extend_from_slice(&correlation_id.to_be_bytes());
+    payload.extend_from_slice(&(-1i16).to_be_bytes());
+    payload.extend_from_slice(body);
+    let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+/// Reads one response frame: its body after the length prefix.
+pub fn read_response(stream: &mut TcpStream, what: &str) -> Vec<u8> {
+    let mut length = [0u8; 4];
+    stream
+        .read_exact(&mut length)
+        .unwrap_or_else(|error| panic!("{what}: no response: {error}"));
+    let length = i32::from_be_bytes(length);
+    assert!(
+        (4..1 << 20).contains(&length),
+        "{what}: response length {length}"
+    );
+    let mut body = vec![0u8; length as usize];
+    stream
+        .read_exact(&mut body)
+        .unwrap_or_else(|error| panic!("{what}: truncated response: {error}"));
+    body
+}
+
 /// A port nobody listens on right now, that stays free until a broker binds it: taken from
 /// 12000-19999, below the kernel's ephemeral range (32768 and up here), so that no outgoing
 /// connection is handed it in between, as could happen to a port the kernel chose; a

@@ -2,8 +2,9 @@
 //!
 //! A fetch waits up to `max_wait_ms` until at least `min_bytes` are available, woken after every
 //! append (followers read up to the log end) and every high watermark move (consumers read up
-//! to it). Fetch sessions (KIP-227) are refused cleanly: the broker answers with session id 0,
-//! which tells the client to keep sending full fetch requests.
+//! to it); a graceful shutdown answers waiting fetches at once. Fetch sessions (KIP-227) are
+//! refused cleanly: the broker answers with session id 0, which tells the client to keep
+//! sending full fetch requests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +33,12 @@ pub async fn handle(
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let mut wakeups = broker.partitions.fetch_wakeups().subscribe();
+    let mut stopping = broker.stopping.subscribe();
     loop {
         wakeups.borrow_and_update();
         let (responses, bytes, has_error) = read_all(broker, &request);
-        if bytes >= min_bytes || has_error || Instant::now() >= deadline {
+        let stopping_now = *stopping.borrow_and_update();
+        if bytes >= min_bytes || has_error || Instant::now() >= deadline || stopping_now {
             for topic in &responses {
                 for partition in &topic.partitions {
                     if let Some(records) = &partition.records {
@@ -47,8 +50,12 @@ pub async fn handle(
             }
             return FetchResponse::default().with_responses(responses);
         }
-        // Deadline passed or the broker is going away: the next pass answers with what it has.
-        let _ = tokio::time::timeout_at(deadline, wakeups.changed()).await;
+        // Woken, past the deadline, or the broker stopping (a graceful shutdown answers long
+        // polls at once rather than waiting for them): the next pass answers with what it has.
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, wakeups.changed()) => {}
+            _ = stopping.changed() => {}
+        }
     }
 }
 
