@@ -374,7 +374,12 @@ impl GroupCoordinator {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = ticks.tick() => {
-                    self.compact_offsets(min_records).await;
+                    // A shutdown does not wait for rewrites to replicate: an unfinished rewrite
+                    // leaves the log start where it was.
+                    tokio::select! {
+                        _ = shutdown.changed() => break,
+                        _ = self.compact_offsets(min_records) => {}
+                    }
                 }
             }
         }

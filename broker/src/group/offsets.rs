@@ -36,8 +36,10 @@ const LOAD_READ_BYTES: usize = 1024 * 1024;
 /// topic -> partition -> offset, for one group.
 pub type GroupOffsets = BTreeMap<String, BTreeMap<i32, CommittedOffset>>;
 
-/// Offsets records per batch of a rewrite (about 100 bytes each).
+/// Most offsets records per batch of a rewrite.
 const REWRITE_BATCH_RECORDS: usize = 2_000;
+/// Most bytes (estimated) per batch of a rewrite: well below the 1 MiB a batch may have.
+const REWRITE_BATCH_BYTES: usize = 256 * 1024;
 
 struct OffsetShard {
     partition: Arc<Partition>,
@@ -47,6 +49,9 @@ struct OffsetShard {
     /// Offsets records in the log from its log start (values and tombstones), live or
     /// superseded: what a new leader would replay.
     records_in_log: AtomicUsize,
+    /// Records the replay could not read (a newer broker's format, say): a rewrite would drop
+    /// them, so a shard holding any is not compacted.
+    unreadable_records: usize,
 }
 
 /// A rewrite of one offsets partition's live offsets at its log end, to be finished by
@@ -59,6 +64,9 @@ pub struct Rewrite {
     pub durable_at: i64,
     /// Records that the log held before the rewrite.
     superseded: usize,
+    /// The leader epoch the rewrite was written in: if the leadership changed since, the
+    /// rewrite may have been cut from the log (a follower truncating), and the log start stays.
+    leader_epoch: i32,
 }
 
 /// Committed offsets of the groups this broker coordinates: one shard per `__consumer_offsets`
@@ -124,7 +132,7 @@ impl OffsetStore {
                 return Ok(Vec::new());
             }
         }
-        let (committed, records) = replay(&partition)
+        let (committed, records, unreadable_records) = replay(&partition)
             .with_context(|| format!("loading committed offsets from {}", partition.id))?;
         let groups: Vec<String> = committed.keys().cloned().collect();
         self.partition_count
@@ -135,6 +143,7 @@ impl OffsetStore {
                 partition,
                 committed: Mutex::new(committed),
                 records_in_log: AtomicUsize::new(records),
+                unreadable_records,
             }),
         );
         info!(
@@ -295,7 +304,7 @@ impl OffsetStore {
         let mut rewrites = Vec::new();
         for shard in shards {
             let records = shard.records_in_log.load(Ordering::Acquire);
-            if records < min_records.max(1) {
+            if records < min_records.max(1) || shard.unreadable_records > 0 {
                 continue;
             }
             let committed = shard.committed.lock();
@@ -319,9 +328,10 @@ impl OffsetStore {
             if records <= 2 * live.len() {
                 continue;
             }
+            let leader_epoch = shard.partition.leader_epoch();
             let start = shard.partition.log_end_offset();
             let mut durable_at = start;
-            let written = live.chunks(REWRITE_BATCH_RECORDS).all(|chunk| {
+            let written = rewrite_chunks(&live).into_iter().all(|chunk| {
                 append(&shard, chunk)
                     .map(|end| durable_at = end)
                     // The log start stays where it is: what was appended only repeats current
@@ -348,6 +358,7 @@ impl OffsetStore {
                 start,
                 durable_at,
                 superseded,
+                leader_epoch,
             });
         }
         rewrites
@@ -357,6 +368,11 @@ impl OffsetStore {
     /// did. When that fails (the leadership moved, say), the log keeps its old records and
     /// nothing is lost.
     pub fn finish_rewrite(&self, rewrite: &Rewrite) -> bool {
+        if rewrite.partition.leader_epoch() != rewrite.leader_epoch {
+            warn!(partition = %rewrite.partition.id, "the leadership changed during an offsets rewrite; the log start stays");
+            self.keep_superseded(rewrite);
+            return false;
+        }
         match rewrite.partition.delete_records_before(rewrite.start) {
             Ok(_) => {
                 info!(
@@ -387,6 +403,36 @@ impl OffsetStore {
                 .fetch_add(rewrite.superseded, Ordering::AcqRel);
         }
     }
+}
+
+/// The live offsets in batches of at most [`REWRITE_BATCH_RECORDS`] records and about
+/// [`REWRITE_BATCH_BYTES`] bytes (metadata strings can make a record kilobytes long).
+fn rewrite_chunks(
+    live: &[(OffsetKey, Option<CommittedOffset>)],
+) -> Vec<&[(OffsetKey, Option<CommittedOffset>)]> {
+    let estimate = |(key, value): &(OffsetKey, Option<CommittedOffset>)| {
+        let metadata = value
+            .as_ref()
+            .and_then(|v| v.metadata.as_ref())
+            .map_or(0, String::len);
+        key.group.len() + key.topic.len() + metadata + 64
+    };
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, entry) in live.iter().enumerate() {
+        let size = estimate(entry);
+        if index > start
+            && (index - start >= REWRITE_BATCH_RECORDS || bytes + size > REWRITE_BATCH_BYTES)
+        {
+            chunks.push(&live[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < live.len() {
+        chunks.push(&live[start..]);
+    }
+    chunks
 }
 
 /// Appends the entries as one batch; returns the offset the high watermark must reach for them
@@ -429,9 +475,9 @@ fn commit_error(error: &PartitionError) -> ResponseError {
 }
 
 /// Reads a partition from its log start to its log end and applies each record in
-/// order: the latest value of a key wins, a tombstone removes it. Returns the offsets and the
-/// number of records read.
-fn replay(partition: &Partition) -> anyhow::Result<(HashMap<String, GroupOffsets>, usize)> {
+/// order: the latest value of a key wins, a tombstone removes it. Returns the offsets, the
+/// number of records read and how many of them could not be read.
+fn replay(partition: &Partition) -> anyhow::Result<(HashMap<String, GroupOffsets>, usize, usize)> {
     let mut committed: HashMap<String, GroupOffsets> = HashMap::new();
     let mut offset = partition.log_start_offset();
     // Up to the log end, not the high watermark: a new leader's high watermark may still lag
@@ -495,7 +541,7 @@ fn replay(partition: &Partition) -> anyhow::Result<(HashMap<String, GroupOffsets
         groups = committed.len(),
         "committed offsets loaded"
     );
-    Ok((committed, records))
+    Ok((committed, records, skipped + skipped_batches))
 }
 
 /// Applies one record; false when it was skipped as unreadable.
@@ -540,7 +586,101 @@ fn apply(
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
+    use crate::partition::replicas::ReplicaSet;
+    use crate::partition::{FetchWakeups, TopicPartition};
+
+    fn offset(value: i64, metadata_bytes: usize) -> CommittedOffset {
+        CommittedOffset {
+            offset: value,
+            leader_epoch: -1,
+            metadata: Some("m".repeat(metadata_bytes)),
+            commit_timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn rewrite_batches_stay_below_their_record_and_byte_limits() {
+        let entries = |count: usize, metadata_bytes: usize| -> Vec<_> {
+            (0..count)
+                .map(|i| {
+                    let key = OffsetKey {
+                        group: "group".into(),
+                        topic: "topic".into(),
+                        partition: i as i32,
+                    };
+                    (key, Some(offset(i as i64, metadata_bytes)))
+                })
+                .collect()
+        };
+        let small = entries(4_500, 0);
+        let sizes: Vec<usize> = rewrite_chunks(&small).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![2_000, 2_000, 500]);
+        let large = entries(300, 4_096);
+        let chunks = rewrite_chunks(&large);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 300);
+        for chunk in &chunks {
+            let encoded = codec::encode_batch(chunk, 0).unwrap();
+            assert!(
+                encoded.len() <= REWRITE_BATCH_BYTES + 4_096,
+                "{}",
+                encoded.len()
+            );
+        }
+        assert!(rewrite_chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_rewrite_from_an_earlier_leader_epoch_does_not_move_the_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = TopicPartition {
+            topic: "__consumer_offsets".into(),
+            partition: 0,
+        };
+        let partition = Arc::new(
+            Partition::open(
+                1,
+                id,
+                Uuid::from_u128(1),
+                dir.path(),
+                Default::default(),
+                FetchWakeups::default(),
+            )
+            .unwrap(),
+        );
+        let store = OffsetStore::load(vec![partition.clone()]).unwrap();
+        for round in 0..10 {
+            store
+                .commit("group", vec![("topic".into(), 0, offset(round, 0))])
+                .unwrap();
+        }
+        let rewrites = store.start_rewrites(5);
+        assert_eq!(rewrites.len(), 1);
+        assert_eq!(rewrites[0].start, 10);
+
+        // A new leader epoch (the leadership moved away and back, say) before it finishes.
+        let current = partition.replicas();
+        partition.set_replicas(ReplicaSet::new(
+            1,
+            1,
+            current.leader_epoch + 1,
+            current.partition_epoch + 1,
+            vec![1],
+            vec![1],
+            now_ms(),
+        ));
+        assert!(!store.finish_rewrite(&rewrites[0]));
+        assert_eq!(partition.log_start_offset(), 0);
+
+        // The superseded records still count: the next pass rewrites again, and finishes.
+        let rewrites = store.start_rewrites(5);
+        assert_eq!(rewrites.len(), 1);
+        assert!(store.finish_rewrite(&rewrites[0]));
+        assert_eq!(partition.log_start_offset(), 11);
+        assert_eq!(partition.log_end_offset(), 12);
+    }
 
     #[test]
     fn group_placement_matches_kafka() {

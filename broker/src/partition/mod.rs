@@ -146,6 +146,7 @@ impl Partition {
         for header in log.batch_headers_from(replay_from)? {
             producers.record(&header);
         }
+        producers.remove_before(log.log_start_offset());
         let high_watermark = log.log_end_offset();
         let leader_epoch = log.latest_epoch().unwrap_or(0);
         Ok(Partition {
@@ -189,6 +190,8 @@ impl Partition {
             }
         }
         self.advance_high_watermark();
+        // Fetches waiting on a partition this broker no longer leads answer NOT_LEADER now.
+        self.fetch_wakeups.wake();
     }
 
     /// Applies the partition's state from the cluster metadata.
@@ -318,8 +321,8 @@ impl Partition {
             state.log.delete_records_before(leader_log_start)?;
             return Ok(());
         }
-        state.log.restart_at(leader_log_start)?;
         self.producer_snapshots.discard().map_err(LogError::from)?;
+        state.log.restart_at(leader_log_start)?;
         state.producers = ProducerStateTable::default();
         drop(state);
         // The leader's high watermark is at least its log start.
@@ -604,6 +607,7 @@ impl Partition {
             let log_end = state.log.log_end_offset();
             let log_start = state.log.log_start_offset();
             let snapshot = self.producer_snapshots.due(log_start, log_end).then(|| {
+                state.producers.remove_before(log_start);
                 let snapshot = ProducerSnapshot {
                     offset: log_end,
                     table: state.producers.clone(),
@@ -635,6 +639,7 @@ impl Partition {
             .offsets_to_replay(log_start, log_end)
             > 0
         {
+            state.producers.remove_before(log_start);
             let snapshot = ProducerSnapshot {
                 offset: log_end,
                 table: state.producers.clone(),

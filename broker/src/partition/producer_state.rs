@@ -110,6 +110,18 @@ impl ProducerStateTable {
         self.producers.clear();
     }
 
+    /// Forgets the producers whose last batch starts below `log_start`: their batches are gone
+    /// (retention, DeleteRecords), as Kafka forgets them, so the table does not grow with every
+    /// producer that ever wrote. Such a producer that writes again starts wherever it says.
+    pub fn remove_before(&mut self, log_start: i64) {
+        self.producers.retain(|_, entry| {
+            entry
+                .recent
+                .back()
+                .is_some_and(|last| last.first_offset >= log_start)
+        });
+    }
+
     pub fn producer_count(&self) -> usize {
         self.producers.len()
     }
@@ -255,6 +267,22 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn producers_whose_batches_are_gone_are_forgotten() {
+        let mut table = ProducerStateTable::default();
+        table.record(&batch(1, 0, 0, 10, 0));
+        table.record(&batch(2, 0, 0, 10, 10));
+        table.record(&batch(1, 0, 10, 10, 20));
+        table.remove_before(20);
+        assert_eq!(table.producer_count(), 1);
+        assert_eq!(
+            table.check(&batch(1, 0, 10, 10, -1)),
+            Ok(SequenceCheck::Duplicate { first_offset: 20 })
+        );
+        table.remove_before(21);
+        assert_eq!(table.producer_count(), 0);
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn a_reopened_partition_takes_its_snapshot_and_replays_only_the_batches_after_it
     // A producer only the snapshot knows: if it is known after the reopen, the snapshot was
     // taken rather than the log replayed from its start.
     let mut entries = snapshot_entries(dir.path()).unwrap();
-    entries.push("999 5".to_string());
+    entries.push("999 5 0:0:1".to_string());
     checkpoint::write(dir.path(), SNAPSHOT, &entries).unwrap();
 
     let partition = open(dir.path());

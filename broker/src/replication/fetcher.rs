@@ -1,7 +1,6 @@
 //! The follower side: one task per leader broker fetches every partition this broker follows
 //! there, appends what it gets, and takes the leader's high watermark.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,13 +92,17 @@ async fn round(
     fetch(fetchers, conn, &ready).await
 }
 
+/// The partitions grouped by topic, topics and partitions in the order given.
 fn by_topic<'a, T>(
     followed: &[&'a (TopicPartition, FollowedPartition)],
     entry: impl Fn(&'a FollowedPartition) -> T,
-) -> BTreeMap<String, Vec<T>> {
-    let mut topics: BTreeMap<String, Vec<T>> = BTreeMap::new();
+) -> Vec<(String, Vec<T>)> {
+    let mut topics: Vec<(String, Vec<T>)> = Vec::new();
     for (id, f) in followed {
-        topics.entry(id.topic.clone()).or_default().push(entry(f));
+        match topics.iter_mut().find(|(topic, _)| *topic == id.topic) {
+            Some((_, entries)) => entries.push(entry(f)),
+            None => topics.push((id.topic.clone(), vec![entry(f)])),
+        }
     }
     topics
 }
@@ -184,7 +187,16 @@ async fn fetch(
     conn: &mut BrokerConnection,
     ready: &[&(TopicPartition, FollowedPartition)],
 ) -> anyhow::Result<()> {
-    let topics = by_topic(ready, |f| {
+    // Only the first partition with data may return a batch beyond the size limits: start
+    // each round at another partition (as Kafka's fetcher does), so that a large batch in any
+    // of them is fetched within a few rounds.
+    let first = fetchers.next_fetch_round() % ready.len();
+    let rotated: Vec<_> = ready[first..]
+        .iter()
+        .chain(&ready[..first])
+        .copied()
+        .collect();
+    let topics = by_topic(&rotated, |f| {
         FetchPartition::default()
             .with_partition(f.partition.id.partition)
             .with_current_leader_epoch(f.leader_epoch)

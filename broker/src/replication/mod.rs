@@ -13,6 +13,7 @@ pub mod fetcher;
 pub mod isr;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -36,6 +37,8 @@ pub struct ReplicaFetchers {
     pub(crate) local_id: i32,
     pub(crate) followed: Mutex<BTreeMap<TopicPartition, FollowedPartition>>,
     tasks: Mutex<HashMap<i32, JoinHandle<()>>>,
+    /// Fetch rounds so far, to rotate the partitions' order in the fetch requests.
+    fetch_rounds: AtomicUsize,
 }
 
 impl ReplicaFetchers {
@@ -44,7 +47,12 @@ impl ReplicaFetchers {
             local_id,
             followed: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(HashMap::new()),
+            fetch_rounds: AtomicUsize::new(0),
         }
+    }
+
+    pub(crate) fn next_fetch_round(&self) -> usize {
+        self.fetch_rounds.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Follows `partition` from `leader_id` at `leader_epoch` (a new epoch re-checks the log

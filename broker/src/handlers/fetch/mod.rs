@@ -91,16 +91,12 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                         asked if asked < epoch => Some(ResponseError::FencedLeaderEpoch),
                         _ => None,
                     };
-                    // As in Kafka, the first partition with data may exceed max_bytes and its
-                    // partition_max_bytes by one batch, so that a batch larger than the limits
-                    // is never stuck; the partitions after it stay within both.
+                    // As in Kafka, the first batch of the first partition with data is
+                    // returned whole whatever the limits (the log's read does), so that a batch
+                    // larger than them is never stuck; after it, both limits hold.
                     let first_with_data = total == 0;
-                    let limit =
-                        (wanted.partition_max_bytes.max(0) as usize).min(if first_with_data {
-                            usize::MAX
-                        } else {
-                            remaining
-                        });
+                    let limit = (wanted.partition_max_bytes.max(0) as usize).min(remaining);
+                    let limit = if first_with_data { limit.max(1) } else { limit };
                     let read = match (epoch_error, request.replica_id.0) {
                         (Some(error), _) => Err(error.into()),
                         // A follower replicating this partition (Kafka's replica fetch).

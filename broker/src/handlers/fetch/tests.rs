@@ -44,6 +44,17 @@ fn bytes_per_partition(response: &FetchResponse) -> Vec<usize> {
         .collect()
 }
 
+/// A consumer's fetch of `topic`-0 from `offset` that may wait 20 s, running in the background.
+fn waiting_fetch(
+    broker: &Arc<Broker>,
+    topic: &str,
+    offset: i64,
+) -> tokio::task::JoinHandle<FetchResponse> {
+    let broker = broker.clone();
+    let request = fetch_request(topic, &[(0, offset)], 1 << 20).with_max_wait_ms(20_000);
+    tokio::spawn(async move { fetch(&broker, &request).await })
+}
+
 #[tokio::test]
 async fn a_long_poll_answers_once_min_bytes_arrived_or_at_max_wait() {
     let (_dir, broker) = broker_with_topic("poll", 1).await;
@@ -117,16 +128,31 @@ async fn only_the_first_partition_with_data_may_exceed_the_size_limits() {
     let small = fetch(&broker, &fetch_request("sizes", &from_second, 100)).await;
     assert_eq!(bytes_per_partition(&small), vec![0, one_batch, 0]);
 
-    // max_bytes room for a batch and a half: one batch, then nothing more.
-    let request = fetch_request("sizes", &all, 1 << 20).with_max_bytes((one_batch * 3 / 2) as i32);
+    // max_bytes room for a batch and a half: one batch, then nothing more; room for two: one
+    // from each of the first two partitions, or both of the first once it holds two.
+    let with_max_bytes =
+        |max_bytes: usize| fetch_request("sizes", &all, 1 << 20).with_max_bytes(max_bytes as i32);
+    let sized = |request| {
+        let broker = broker.clone();
+        async move { bytes_per_partition(&fetch(&broker, &request).await) }
+    };
     assert_eq!(
-        bytes_per_partition(&fetch(&broker, &request).await),
+        sized(with_max_bytes(one_batch * 3 / 2)).await,
         vec![one_batch, 0, 0]
     );
-    let request = fetch_request("sizes", &all, 1 << 20).with_max_bytes((one_batch * 2) as i32);
     assert_eq!(
-        bytes_per_partition(&fetch(&broker, &request).await),
+        sized(with_max_bytes(one_batch * 2)).await,
         vec![one_batch, one_batch, 0]
+    );
+    let produced = produce(&broker, "sizes", 0, batch(&[&value], None)).await;
+    assert_eq!(produced.error_code, 0);
+    assert_eq!(
+        sized(with_max_bytes(one_batch * 3 / 2)).await,
+        vec![one_batch, 0, 0]
+    );
+    assert_eq!(
+        sized(with_max_bytes(one_batch * 2)).await,
+        vec![2 * one_batch, 0, 0]
     );
 }
 
@@ -179,13 +205,7 @@ async fn a_consumer_waiting_at_the_high_watermark_wakes_when_a_follower_moves_it
     let produced = produce(&broker, "replicated", 0, batch(&[b"replicated"], None)).await;
     assert_eq!(produced.error_code, 0);
     assert_eq!(partition.high_watermark(), 0);
-    let waiting = {
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            let request = fetch_request("replicated", &[(0, 0)], 1 << 20).with_max_wait_ms(20_000);
-            fetch(&broker, &request).await
-        })
-    };
+    let waiting = waiting_fetch(&broker, "replicated", 0);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !waiting.is_finished(),
@@ -202,4 +222,33 @@ async fn a_consumer_waiting_at_the_high_watermark_wakes_when_a_follower_moves_it
         .expect("woken by the high watermark's move")
         .unwrap();
     assert!(bytes_per_partition(&answered)[0] > 0);
+}
+
+#[tokio::test]
+async fn a_waiting_fetch_answers_not_leader_as_soon_as_the_leadership_moves() {
+    let (_dir, broker) = broker_with_topic("moving", 1).await;
+    let partition = broker.partitions.get("moving", 0).unwrap();
+    let waiting = waiting_fetch(&broker, "moving", 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished());
+
+    // Broker 2 leads from the next epoch on, as the cluster metadata would say.
+    let current = partition.replicas();
+    partition.set_replicas(ReplicaSet::new(
+        broker.config.node_id,
+        2,
+        current.leader_epoch + 1,
+        current.partition_epoch + 1,
+        vec![broker.config.node_id, 2],
+        vec![broker.config.node_id, 2],
+        crate::partition::now_ms(),
+    ));
+    let answered = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken by the leadership change")
+        .unwrap();
+    assert_eq!(
+        answered.responses[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
 }
