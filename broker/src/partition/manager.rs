@@ -145,10 +145,10 @@ impl PartitionManager {
             .collect()
     }
 
-    /// Wakes fetches waiting for new data (after an append: partitions wake them themselves
-    /// when their high watermark moves).
+    /// Wakes the followers' fetches after an append (partitions wake consumers' fetches
+    /// themselves when their high watermark moves).
     pub fn wake_fetches(&self) {
-        self.fetch_wakeups.wake();
+        self.fetch_wakeups.appended();
     }
 
     pub fn fetch_wakeups(&self) -> &FetchWakeups {

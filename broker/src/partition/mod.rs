@@ -26,7 +26,7 @@ pub use manager::PartitionManager;
 use producer_snapshot::{ProducerSnapshot, ProducerSnapshots};
 use producer_state::{ProducerStateTable, SequenceCheck};
 use replicas::ReplicaSet;
-pub use wakeups::FetchWakeups;
+pub use wakeups::{FetchWakeups, Fetcher};
 
 /// A partition's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -191,7 +191,7 @@ impl Partition {
         }
         self.advance_high_watermark();
         // Fetches waiting on a partition this broker no longer leads answer NOT_LEADER now.
-        self.fetch_wakeups.wake();
+        self.fetch_wakeups.all();
     }
 
     /// Applies the partition's state from the cluster metadata.
@@ -227,7 +227,7 @@ impl Partition {
         let previous = self.high_watermark.fetch_max(candidate, Ordering::AcqRel);
         if candidate > previous {
             self.high_watermark_moved.send_replace(candidate);
-            self.fetch_wakeups.wake();
+            self.fetch_wakeups.high_watermark_moved();
             candidate
         } else {
             previous

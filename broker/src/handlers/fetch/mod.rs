@@ -1,8 +1,8 @@
 //! Fetch: reads whole batches up to the high watermark, with long polling.
 //!
-//! A fetch waits up to `max_wait_ms` until at least `min_bytes` are available, woken after every
-//! append (followers read up to the log end) and every high watermark move (consumers read up
-//! to it); a graceful shutdown answers waiting fetches at once. Fetch sessions (KIP-227) are
+//! A fetch waits up to `max_wait_ms` until at least `min_bytes` are available: a follower's is
+//! woken by appends (it reads up to the log end), a consumer's by high watermark moves (it reads
+//! up to the high watermark); a graceful shutdown answers waiting fetches at once. Fetch sessions (KIP-227) are
 //! refused cleanly: the broker answers with session id 0, which tells the client to keep
 //! sending full fetch requests.
 
@@ -16,6 +16,7 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
+use crate::partition::Fetcher;
 
 /// Longest long poll the broker honours, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -32,7 +33,12 @@ pub async fn handle(
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
-    let mut wakeups = broker.partitions.fetch_wakeups().subscribe();
+    let fetcher = if request.replica_id.0 >= 0 {
+        Fetcher::Follower
+    } else {
+        Fetcher::Consumer
+    };
+    let mut wakeups = broker.partitions.fetch_wakeups().subscribe(fetcher);
     let mut stopping = broker.stopping.subscribe();
     loop {
         wakeups.borrow_and_update();
