@@ -130,6 +130,7 @@ impl Partition {
         config: LogConfig,
         fetch_wakeups: FetchWakeups,
     ) -> Result<Partition, LogError> {
+        let started = std::time::Instant::now();
         let log = Log::open(dir, config, now_ms())?;
         let (producer_snapshots, snapshot) = ProducerSnapshots::open(dir)?;
         let (mut producers, replay_from) = match snapshot {
@@ -143,10 +144,25 @@ impl Partition {
             }
             None => (ProducerStateTable::default(), log.log_start_offset()),
         };
-        for header in log.batch_headers_from(replay_from)? {
+        let headers = log.batch_headers_from(replay_from)?;
+        let replayed_batches = headers.len();
+        for header in headers {
             producers.record(&header);
         }
         producers.remove_before(log.log_start_offset());
+        // A clean shutdown leaves nothing to replay; after a crash, or for a slow disk, say
+        // what the start-up took.
+        let elapsed = started.elapsed();
+        if replayed_batches > 0 || elapsed >= std::time::Duration::from_millis(100) {
+            tracing::info!(
+                partition = %id,
+                replayed_batches,
+                replayed_from = replay_from,
+                log_end = log.log_end_offset(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "partition opened"
+            );
+        }
         let high_watermark = log.log_end_offset();
         let leader_epoch = log.latest_epoch().unwrap_or(0);
         Ok(Partition {
