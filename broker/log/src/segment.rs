@@ -127,10 +127,12 @@ impl Segment {
         })
     }
 
-    /// Opens an existing segment. A `trusted` segment (fully below the recovery point) keeps its
-    /// indexes if they are consistent with the log; otherwise, and for untrusted segments, the
-    /// log is scanned batch by batch, CRC-checking batches whose last offset is at or above
-    /// `recovery_point`, cut at the first bad batch, and the indexes are rebuilt.
+    /// Opens an existing segment. A segment whose batches all end at or below the recovery
+    /// point (a `trusted` one, whose successor starts there, or the active one after a flush
+    /// and a clean shutdown) keeps its indexes if they are consistent with the log: only the
+    /// batches after the last offset-index entry are read. Otherwise the log is scanned batch
+    /// by batch, CRC-checking batches whose last offset is at or above `recovery_point`, cut at
+    /// the first bad batch, and the indexes are rebuilt.
     /// Returns the segment and whether bytes were cut off.
     pub fn open(
         dir: &Path,
@@ -156,12 +158,15 @@ impl Segment {
             size,
             stats: Stats::empty(base_offset),
         };
-        if trusted && indexes_existed && offset_whole && time_whole {
+        if indexes_existed && offset_whole && time_whole {
             match segment.load_from_indexes() {
-                Ok(stats) => {
+                // The batches read past the last index entry were not CRC-checked: trusted
+                // only when they too are below the recovery point (flushed whole).
+                Ok(stats) if trusted || stats.next_offset <= recovery_point => {
                     segment.stats = stats;
                     return Ok((segment, false));
                 }
+                Ok(_) => {}
                 Err(reason) => tracing::warn!(
                     segment = %segment.log_path.display(),
                     %reason,

@@ -115,6 +115,59 @@ fn corrupt_unflushed_batch_ends_the_log_and_later_segments_go() {
     assert_all_readable(&log);
 }
 
+/// A log of 40 batches of two records (timestamps 0, 10, ...), flushed, and its segments' bases.
+fn forty_flushed_batches(dir: &Path, config: &LogConfig) -> (Log, Vec<i64>) {
+    let mut log = Log::open(dir, config.clone(), 0).unwrap();
+    for i in 0..40 {
+        log.append_as_leader(&batch(2, i * 10), 0, 0).unwrap();
+    }
+    log.flush().unwrap();
+    let bases = log.segments.iter().map(Segment::base_offset).collect();
+    (log, bases)
+}
+
+#[test]
+fn intact_indexes_of_flushed_segments_are_kept_even_the_active_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    // Eleven batches of 125 bytes a segment: 40 batches leave room in the active one.
+    let config = LogConfig {
+        segment_bytes: 1400,
+        ..small_config()
+    };
+    let (log, bases) = forty_flushed_batches(dir.path(), &config);
+    let active = *bases.last().unwrap();
+    drop(log);
+    assert!(bases.len() > 2);
+    let modified = |base: i64| {
+        [INDEX_SUFFIX, TIME_INDEX_SUFFIX].map(|suffix| {
+            fs::metadata(segment_path(dir.path(), base, suffix))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+    };
+    let before: Vec<_> = bases.iter().map(|&base| modified(base)).collect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    // Everything flushed: no index is rewritten, the active segment's included.
+    let mut log = Log::open(dir.path(), config.clone(), 0).unwrap();
+    let after: Vec<_> = bases.iter().map(|&base| modified(base)).collect();
+    assert_eq!(before, after);
+    assert_eq!(log.log_end_offset(), 80);
+    assert_all_readable(&log);
+
+    // Records after the last flush: the active segment is scanned and its indexes rebuilt.
+    log.append_as_leader(&batch(2, 500), 0, 0).unwrap();
+    assert_eq!(active_base(&log), active);
+    drop(log);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let log = Log::open(dir.path(), config, 0).unwrap();
+    assert_ne!(modified(active), before[bases.len() - 1]);
+    assert_eq!(modified(bases[0]), before[0]);
+    assert_eq!(log.log_end_offset(), 82);
+    assert_all_readable(&log);
+}
+
 #[test]
 fn missing_or_damaged_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,12 +175,7 @@ fn missing_or_damaged_indexes_are_rebuilt() {
         index_interval_bytes: 0,
         ..small_config()
     };
-    let mut log = Log::open(dir.path(), config.clone(), 0).unwrap();
-    for i in 0..40 {
-        log.append_as_leader(&batch(2, i * 10), 0, 0).unwrap();
-    }
-    log.flush().unwrap();
-    let bases: Vec<i64> = log.segments.iter().map(Segment::base_offset).collect();
+    let (log, bases) = forty_flushed_batches(dir.path(), &config);
     let expected_max = log.max_timestamp();
     drop(log);
     assert!(bases.len() > 3);
