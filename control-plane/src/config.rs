@@ -75,6 +75,10 @@ pub struct ServeArgs {
         default_value_t = 120
     )]
     pub broker_ready_timeout_secs: u64,
+    /// Seconds one step of a rolling change may wait (a broker's can-stop check, every
+    /// partition back in sync) before the operation fails with what it waited for.
+    #[arg(long, env = "MILLRACE_ROLL_STEP_TIMEOUT_SECS", default_value_t = 300)]
+    pub roll_step_timeout_secs: u64,
     /// Run the KafkaCluster controller: clusters declared with `kubectl apply` (needs the CRD
     /// from `millrace crd` and a Kubernetes API: in-cluster or KUBECONFIG).
     #[arg(long, env = "MILLRACE_WATCH_KAFKACLUSTERS", default_value_t = false)]
@@ -223,6 +227,7 @@ pub struct ServeConfig {
     pub bin_dir: Option<PathBuf>,
     pub node_ports: Range<u16>,
     pub broker_ready_timeout: Duration,
+    pub roll_step_timeout: Duration,
     /// Where the KafkaCluster controller watches; None: it does not run.
     pub kafkaclusters: Option<WatchScope>,
     pub platform: PlatformKind,
@@ -251,6 +256,7 @@ impl ServeConfig {
             bin_dir: args.bin_dir,
             node_ports: args.node_ports,
             broker_ready_timeout: Duration::from_secs(args.broker_ready_timeout_secs),
+            roll_step_timeout: Duration::from_secs(args.roll_step_timeout_secs),
             kafkaclusters: args.watch_kafkaclusters.then(|| {
                 match args.kafkaclusters_namespace.filter(|n| !n.is_empty()) {
                     Some(namespace) => WatchScope::Namespace(namespace),
@@ -297,6 +303,7 @@ impl fmt::Debug for ServeConfig {
             .field("bin_dir", &self.bin_dir)
             .field("node_ports", &self.node_ports)
             .field("broker_ready_timeout", &self.broker_ready_timeout)
+            .field("roll_step_timeout", &self.roll_step_timeout)
             .field("kafkaclusters", &self.kafkaclusters)
             .field("platform", &self.platform)
             .field("control_plane_url", &self.control_plane_url)
@@ -387,6 +394,7 @@ mod tests {
             bin_dir: None,
             node_ports: 20_000..32_000,
             broker_ready_timeout: Duration::from_secs(120),
+            roll_step_timeout: Duration::from_secs(300),
             kafkaclusters: None,
             platform: PlatformKind::Local,
             control_plane_url: None,

@@ -2,6 +2,7 @@
 //! `main.rs` is the `millrace` binary: the server and a small CLI over the API.
 
 pub mod auth;
+pub mod brokers;
 pub mod cli;
 pub mod config;
 #[cfg(test)]
@@ -14,4 +15,5 @@ pub mod platform;
 mod rbac_check;
 pub mod reconciler;
 pub mod server;
+pub mod service;
 pub mod store;

@@ -92,6 +92,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| control_plane_url(address));
     let mut reconciler_config = ReconcilerConfig::new(agents_reach_us_at);
     reconciler_config.ready_timeout = config.broker_ready_timeout;
+    reconciler_config.roll_step_timeout = config.roll_step_timeout;
     if let Some(platform) = platform {
         let reconciler = Reconciler::new(store, platform, reconciler_config);
         tokio::spawn(reconciler.run(state.reconcile_wakeup.clone()));
@@ -222,6 +223,7 @@ mod tests {
             bin_dir: None,
             node_ports: 20_000..32_000,
             broker_ready_timeout: Duration::from_secs(120),
+            roll_step_timeout: Duration::from_secs(300),
             kafkaclusters: None,
             platform: PlatformKind::Kubernetes,
             control_plane_url: Some("http://millrace.millrace-system.svc:8080".into()),

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, TestApp};
-use millrace_control_plane::domain::{ClusterState, NodeVolume};
+use millrace_control_plane::domain::{ClusterState, NodeVolume, OperationState};
 use millrace_control_plane::store::NodeRecord;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -19,7 +19,7 @@ on_both_databases!(
     list_paginates_and_filters,
     bad_input_is_refused_precisely_and_stores_nothing,
     idempotency_key_replays,
-    update_endpoints_validate_then_answer_501,
+    update_endpoints_check_then_start_an_operation,
     configurations_have_revisions,
     tags_on_clusters,
     agents_report_heartbeats,
@@ -513,7 +513,7 @@ async fn idempotency_key_replays(backend: Backend) {
     assert_eq!(cluster_count(&app).await, 2);
 }
 
-async fn update_endpoints_validate_then_answer_501(backend: Backend) {
+async fn update_endpoints_check_then_start_an_operation(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let created = create(&app, "orders").await;
     let id = created["clusterId"].as_str().unwrap().to_owned();
@@ -611,7 +611,7 @@ async fn update_endpoints_validate_then_answer_501(backend: Backend) {
         .await
         .unwrap();
 
-    let valid: Vec<(reqwest::RequestBuilder, &str)> = vec![
+    let not_yet: Vec<(reqwest::RequestBuilder, &str)> = vec![
         (
             app.put(&count_path)
                 .header("If-Match", version.clone())
@@ -619,23 +619,12 @@ async fn update_endpoints_validate_then_answer_501(backend: Backend) {
             "UPDATE_BROKER_COUNT",
         ),
         (
-            app.put(&format!("/v1/clusters/{id}/nodes/storage")).json(
-                &json!({"currentVersion": version, "targetEbsStorageInfo": {"volumeSize": 200}}),
-            ),
-            "UPDATE_BROKER_STORAGE",
-        ),
-        (
             app.put(&format!("/v1/clusters/{id}/nodes/type"))
                 .json(&json!({"currentVersion": version, "targetInstanceType": "kafka.m5.xlarge"})),
             "UPDATE_BROKER_TYPE",
         ),
-        (
-            app.post(&format!("/v1/clusters/{id}/reboot-broker"))
-                .json(&json!({"currentVersion": version, "brokerIds": [1]})),
-            "REBOOT_NODE",
-        ),
     ];
-    for (request, operation) in valid {
+    for (request, operation) in not_yet {
         let body = problem(
             request.send().await.unwrap(),
             StatusCode::NOT_IMPLEMENTED,
@@ -646,7 +635,7 @@ async fn update_endpoints_validate_then_answer_501(backend: Backend) {
         assert!(detail.contains("not implemented yet"), "{detail}");
         assert!(detail.contains(operation), "{detail}");
     }
-    // Same version: the update path was refused before anything else.
+    // Same version on every broker: nothing to do.
     let same_version = app
         .put(&format!("/v1/clusters/{id}/version"))
         .json(&json!({"currentVersion": version, "targetKafkaVersion": "millrace-0.1.0"}))
@@ -657,6 +646,30 @@ async fn update_endpoints_validate_then_answer_501(backend: Backend) {
         same_version,
         StatusCode::UNPROCESSABLE_ENTITY,
         Some("targetKafkaVersion"),
+    )
+    .await;
+    let unknown_version = app
+        .put(&format!("/v1/clusters/{id}/version"))
+        .json(&json!({"currentVersion": version, "targetKafkaVersion": "3.9.0"}))
+        .send()
+        .await
+        .unwrap();
+    problem(
+        unknown_version,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("targetKafkaVersion"),
+    )
+    .await;
+    let bad_strategy = app
+        .put(&format!("/v1/clusters/{id}/version"))
+        .json(&json!({"currentVersion": version, "targetKafkaVersion": "millrace-0.0.9", "upgradeStrategy": "blueGreen"}))
+        .send()
+        .await
+        .unwrap();
+    problem(
+        bad_strategy,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("upgradeStrategy"),
     )
     .await;
     let missing_config = app
@@ -673,7 +686,96 @@ async fn update_endpoints_validate_then_answer_501(backend: Backend) {
     .await;
 
     let after = json_of(app.get(&format!("/v1/clusters/{id}")).send().await.unwrap()).await;
-    assert_eq!(after, before, "nothing changed");
+    assert_eq!(after, before, "a refused change changes nothing");
+    assert_eq!(
+        operation_count(&app, &id).await,
+        1,
+        "no operation was recorded"
+    );
+
+    // A valid change is stored with its operation, and the cluster leaves ACTIVE (once the
+    // create's operation is over: one operation at a time).
+    for unfinished in app
+        .store
+        .unfinished_operations(id.parse().unwrap())
+        .await
+        .unwrap()
+    {
+        app.store
+            .set_operation_state(unfinished.id, OperationState::UpdateComplete, None)
+            .await
+            .unwrap();
+    }
+    let reboot = app
+        .post(&format!("/v1/clusters/{id}/reboot-broker"))
+        .json(&json!({"currentVersion": version, "brokerIds": [1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reboot.status(), StatusCode::OK);
+    let reboot = json_of(reboot).await;
+    assert_eq!(reboot["operationType"], "REBOOT_NODE");
+    let operation_id = reboot["operationId"].as_str().unwrap().to_owned();
+    let cluster = json_of(app.get(&format!("/v1/clusters/{id}")).send().await.unwrap()).await;
+    assert_eq!(cluster["state"], "REBOOTING_BROKER");
+    let described = json_of(
+        app.get(&format!("/v1/operations/{operation_id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(described["operationState"], "PENDING");
+    assert_eq!(operation_count(&app, &id).await, 2);
+    let version = cluster["currentVersion"].as_str().unwrap().to_owned();
+
+    // One change at a time: refused while the cluster is busy...
+    let busy = app
+        .put(&format!("/v1/clusters/{id}/nodes/storage"))
+        .json(&json!({"currentVersion": version, "targetEbsStorageInfo": {"volumeSize": 200}}))
+        .send()
+        .await
+        .unwrap();
+    problem(busy, StatusCode::CONFLICT, Some("state")).await;
+    // ...and while its operation has not finished, even if the cluster looks ACTIVE.
+    let active = app
+        .store
+        .set_cluster_state(id.parse().unwrap(), ClusterState::Active, None)
+        .await
+        .unwrap();
+    let version = active.version_text();
+    let still_running = app
+        .put(&format!("/v1/clusters/{id}/nodes/storage"))
+        .json(&json!({"currentVersion": version, "targetEbsStorageInfo": {"volumeSize": 200}}))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(still_running, StatusCode::CONFLICT, None).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains(&operation_id),
+        "{body}"
+    );
+    app.store
+        .set_operation_state(
+            operation_id.parse().unwrap(),
+            OperationState::UpdateComplete,
+            None,
+        )
+        .await
+        .unwrap();
+    let grow = app
+        .put(&format!("/v1/clusters/{id}/nodes/storage"))
+        .json(&json!({"currentVersion": version, "targetEbsStorageInfo": {"volumeSize": 200}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grow.status(), StatusCode::OK);
+    assert_eq!(
+        json_of(grow).await["operationType"],
+        "UPDATE_BROKER_STORAGE"
+    );
+    let cluster = json_of(app.get(&format!("/v1/clusters/{id}")).send().await.unwrap()).await;
+    assert_eq!(cluster["state"], "UPDATING");
     let operations = json_of(
         app.get(&format!("/v1/clusters/{id}/operations"))
             .send()
@@ -681,14 +783,32 @@ async fn update_endpoints_validate_then_answer_501(backend: Backend) {
             .unwrap(),
     )
     .await;
+    let newest = &operations["clusterOperationInfoList"][0];
+    assert_eq!(newest["operationType"], "UPDATE_BROKER_STORAGE");
     assert_eq!(
-        operations["clusterOperationInfoList"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1,
-        "no operation was recorded"
+        newest["sourceClusterInfo"]["brokerNodeGroupInfo"]["storageInfo"]["ebsStorageInfo"]
+            ["volumeSize"],
+        100
     );
+    assert_eq!(
+        newest["targetClusterInfo"]["brokerNodeGroupInfo"]["storageInfo"]["ebsStorageInfo"]
+            ["volumeSize"],
+        200
+    );
+}
+
+async fn operation_count(app: &TestApp, id: &str) -> usize {
+    let operations = json_of(
+        app.get(&format!("/v1/clusters/{id}/operations"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    operations["clusterOperationInfoList"]
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 async fn configurations_have_revisions(backend: Backend) {

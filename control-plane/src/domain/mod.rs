@@ -3,6 +3,7 @@
 //! state enums derive utoipa's `ToSchema` so the API document lists their values.)
 
 mod broker;
+mod change;
 mod cluster;
 mod configuration;
 mod error;
@@ -15,11 +16,12 @@ mod version;
 pub use broker::{
     BrokerCount, BrokerType, InstanceType, Zones, BROKER_TYPES, DEFAULT_ZONES, MAX_BROKERS,
 };
+pub use change::{volume_size, ChangeParameters, ClusterChange, UpgradeStrategy};
 pub use cluster::{cluster_arn, BrokerNodeGroup, ClusterName, ClusterSpec, ConfigurationRef};
 pub use configuration::{configuration_arn, ConfigurationName, ServerProperties};
 pub use error::{At, DomainError};
 pub use node::{AgentState, Heartbeat, NodeVolume};
-pub use state::{ClusterState, OperationState, OperationStep, OperationType, StepStatus};
+pub use state::{ClusterState, OperationState, OperationStep, OperationType, StepKind, StepStatus};
 pub use storage::{
     ProvisionedThroughput, StorageInfo, VolumeSize, MAX_THROUGHPUT_MIB_S, MAX_VOLUME_GIB,
     MIN_THROUGHPUT_MIB_S, MIN_VOLUME_GIB,

@@ -57,6 +57,11 @@ impl ClusterState {
         self == ClusterState::Active
     }
 
+    /// A change (update or reboot) is being carried out.
+    pub fn is_changing(self) -> bool {
+        matches!(self, ClusterState::Updating | ClusterState::RebootingBroker)
+    }
+
     /// Delete is accepted from ACTIVE and FAILED (as in MSK) and also from CREATING, so that a
     /// create that cannot finish can be abandoned without waiting for it to fail; the reconciler
     /// then stops whatever the create had started. A cluster in the middle of a change (UPDATING,
@@ -113,11 +118,48 @@ string_enum! {
     }
 }
 
+/// What a step does, as the planner reads it back from a persisted operation (the step's `name`
+/// is for people). Steps about one broker carry its id in [`OperationStep::broker_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StepKind {
+    AllocateNodes,
+    EnsureVolume,
+    CreateNode,
+    WaitForBrokers,
+    MarkActive,
+    ReplaceNode,
+    DeleteNodes,
+    DeleteVolumes,
+    ForgetCluster,
+    Fail,
+    /// The broker's own check that stopping it takes no partition below min.insync.replicas.
+    CheckCanStop,
+    /// Controlled shutdown: the broker's leaderships move away.
+    DrainBroker,
+    /// The broker restarted on its node and volume with the target version and configuration.
+    RestartBroker,
+    /// Every broker restarted at once (the downtime strategy).
+    RestartAllBrokers,
+    /// The broker is back and every partition is fully in sync again.
+    WaitInSync,
+    /// Leaderships back to the preferred replicas.
+    ElectPreferredLeaders,
+    /// A persistent volume grown online.
+    GrowVolume,
+    /// The change is done: the cluster is ACTIVE again.
+    FinishChange,
+}
+
 /// One persisted step of an operation, so that a restarted control plane resumes where it was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStep {
     pub name: String,
+    /// Absent on steps stored before steps were typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<StepKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_id: Option<i32>,
     pub status: StepStatus,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -128,11 +170,18 @@ impl OperationStep {
     pub fn pending(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            kind: None,
+            broker_id: None,
             status: StepStatus::Pending,
             started_at: None,
             ended_at: None,
             message: None,
         }
+    }
+
+    /// Whether this is the step `kind` (about `broker_id`).
+    pub fn is(&self, kind: StepKind, broker_id: Option<i32>) -> bool {
+        self.kind == Some(kind) && self.broker_id == broker_id
     }
 }
 

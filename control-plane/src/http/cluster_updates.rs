@@ -1,25 +1,29 @@
 //! Changes to a cluster: broker count, storage, broker type, version, configuration, reboot.
 //!
-//! Each endpoint does everything short of the change: it parses the body, finds the cluster,
-//! checks `currentVersion` (409 when the body's differs; 412 when an `If-Match` header's does),
-//! checks that the cluster is ACTIVE (MSK's rule: one change at a time) and that the change
-//! makes sense for this cluster. Carrying the change out is the work of a later release, so a
-//! valid request is answered 501 and nothing is stored: no fake success.
+//! Each endpoint parses its body into a domain [`ClusterChange`], finds the cluster, checks
+//! `currentVersion` (409 when the body's differs; 412 when an `If-Match` header's does) and hands
+//! the change to the clusters service, which refuses what cannot be done (not ACTIVE, another
+//! operation running, a shrink, an unknown version) and otherwise stores it as an operation the
+//! reconciler carries out. The answer is 200 with that operation; its progress is at
+//! `GET /v1/operations/{operationId}`. Broker count and broker type changes are valid requests
+//! this release does not carry out (501, nothing stored).
 
 use axum::extract::{Path, State};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
-use super::clusters::{
-    check_configuration, load_cluster, parse_ebs, ConfigurationInfo, EbsStorageInfo,
-};
+use super::clusters::{load_cluster, parse_ebs, ConfigurationInfo, EbsStorageInfo};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, IfMatch};
 use super::AppState;
-use crate::domain::{At, BrokerCount, ConfigurationRef, InstanceType, OperationType, StorageInfo};
-use crate::store::{ClusterRecord, Conflict};
+use crate::domain::{
+    At, BrokerCount, ClusterChange, ConfigurationRef, InstanceType, OperationType, UpgradeStrategy,
+};
+use crate::store::ClusterRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_cluster_kafka_version))
         .routes(routes!(update_cluster_configuration))
         .routes(routes!(reboot_broker))
+        .routes(routes!(compatible_versions))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -61,6 +66,10 @@ pub struct UpdateClusterKafkaVersionRequest {
     pub target_kafka_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration_info: Option<ConfigurationInfo>,
+    /// `inPlace` (default): one broker at a time, no produce errors; `downtime`: every broker
+    /// restarted at once, faster, and the cluster is unavailable meanwhile.
+    #[serde(default)]
+    pub upgrade_strategy: UpgradeStrategy,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -68,6 +77,9 @@ pub struct UpdateClusterKafkaVersionRequest {
 pub struct UpdateClusterConfigurationRequest {
     pub current_version: String,
     pub configuration_info: ConfigurationInfo,
+    /// How brokers restart for settings they read at start-up (see the version update).
+    #[serde(default)]
+    pub upgrade_strategy: UpgradeStrategy,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -78,170 +90,19 @@ pub struct RebootBrokerRequest {
     pub broker_ids: Vec<i64>,
 }
 
-/// A change to a cluster's desired spec, as one update endpoint (or a KafkaCluster spec change)
-/// asks for it.
-#[derive(Debug, Clone)]
-pub(crate) enum ClusterChange {
-    BrokerCount {
-        target_number_of_broker_nodes: i64,
-    },
-    BrokerStorage {
-        target_ebs_storage_info: EbsStorageInfo,
-    },
-    BrokerType {
-        target_instance_type: String,
-    },
-    KafkaVersion {
-        target_kafka_version: String,
-        configuration_info: Option<ConfigurationInfo>,
-    },
-    Configuration {
-        configuration_info: ConfigurationInfo,
-    },
-}
-
-/// The update path both doors share, after the cluster was found and its `currentVersion`
-/// checked: the cluster must be ACTIVE and the change must make sense for it. Carrying the
-/// change out is the work of a later release, so a valid change is refused as not implemented
-/// and nothing is stored.
-pub(crate) async fn apply_change(
-    state: &AppState,
-    cluster: &ClusterRecord,
-    change: &ClusterChange,
-) -> ApiResult<()> {
-    require_active(cluster)?;
-    let operation = check_change(state, cluster, change).await?;
-    Err(not_yet(operation))
-}
-
-/// MSK's rule: one change at a time, only on an ACTIVE cluster.
-fn require_active(cluster: &ClusterRecord) -> ApiResult<()> {
-    if cluster.state.accepts_updates() {
-        Ok(())
-    } else {
-        Err(Conflict::WrongState {
-            state: cluster.state,
-            action: "be changed until it is ACTIVE",
-        }
-        .into())
-    }
-}
-
-/// Checks that a change makes sense for this cluster; the operation that would carry it out.
-async fn check_change(
-    state: &AppState,
-    cluster: &ClusterRecord,
-    change: &ClusterChange,
-) -> ApiResult<OperationType> {
-    match change {
-        ClusterChange::BrokerCount {
-            target_number_of_broker_nodes,
-        } => {
-            let target = BrokerCount::parse(
-                *target_number_of_broker_nodes,
-                &cluster.spec.broker_node_group.zones,
-            )
-            .at("targetNumberOfBrokerNodes")?;
-            if target == cluster.spec.number_of_broker_nodes {
-                return Err(ApiError::validation(
-                    "targetNumberOfBrokerNodes",
-                    format!("the cluster already has {} brokers", target.get()),
-                ));
-            }
-            Ok(OperationType::UpdateBrokerCount)
-        }
-        ClusterChange::BrokerStorage {
-            target_ebs_storage_info,
-        } => {
-            let target = parse_ebs(target_ebs_storage_info, "targetEbsStorageInfo")?;
-            let (
-                StorageInfo::Ebs {
-                    volume_size: current,
-                    ..
-                },
-                StorageInfo::Ebs {
-                    volume_size: wanted,
-                    ..
-                },
-            ) = (cluster.spec.broker_node_group.storage, target)
-            else {
-                return Err(ApiError::validation(
-                    "targetEbsStorageInfo",
-                    "the cluster uses instance storage, which has no volume to grow",
-                ));
-            };
-            if wanted <= current {
-                return Err(ApiError::validation(
-                    "targetEbsStorageInfo.volumeSize",
-                    format!(
-                        "volumes can only grow: must be more than the current {} GiB",
-                        current.gib()
-                    ),
-                ));
-            }
-            Ok(OperationType::UpdateBrokerStorage)
-        }
-        ClusterChange::BrokerType {
-            target_instance_type,
-        } => {
-            let target = InstanceType::parse(target_instance_type).at("targetInstanceType")?;
-            if target == cluster.spec.broker_node_group.instance_type {
-                return Err(ApiError::validation(
-                    "targetInstanceType",
-                    format!("the cluster already uses {}", target.name()),
-                ));
-            }
-            Ok(OperationType::UpdateBrokerType)
-        }
-        ClusterChange::KafkaVersion {
-            target_kafka_version,
-            configuration_info,
-        } => {
-            let target = state
-                .versions
-                .parse(target_kafka_version)
-                .at("targetKafkaVersion")?;
-            if target == cluster.spec.kafka_version {
-                return Err(ApiError::validation(
-                    "targetKafkaVersion",
-                    format!("the cluster already runs {target}"),
-                ));
-            }
-            if let Some(configuration) = configuration_info {
-                let configuration = ConfigurationRef {
-                    arn: configuration.arn.clone(),
-                    revision: configuration.revision,
-                };
-                check_configuration(state, &configuration, target.as_str(), "configurationInfo")
-                    .await?;
-            }
-            Ok(OperationType::UpdateClusterKafkaVersion)
-        }
-        ClusterChange::Configuration { configuration_info } => {
-            let configuration = ConfigurationRef {
-                arn: configuration_info.arn.clone(),
-                revision: configuration_info.revision,
-            };
-            check_configuration(
-                state,
-                &configuration,
-                cluster.spec.kafka_version.as_str(),
-                "configurationInfo",
-            )
-            .await?;
-            if cluster.spec.configuration.as_ref() == Some(&configuration) {
-                return Err(ApiError::validation(
-                    "configurationInfo",
-                    "the cluster already uses this configuration revision",
-                ));
-            }
-            Ok(OperationType::UpdateClusterConfiguration)
-        }
-    }
+/// The operation a change started.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterUpdateResponse {
+    pub cluster_id: Uuid,
+    pub cluster_arn: String,
+    /// Poll `GET /v1/operations/{operationId}` for its steps.
+    pub operation_id: Uuid,
+    pub operation_type: OperationType,
 }
 
 /// The checks every REST update shares, after the body parsed: the cluster exists and the
-/// version the client read is current ([`apply_change`] does the rest).
+/// version the client read is current.
 async fn updatable_cluster(
     state: &AppState,
     cluster_id: &str,
@@ -261,11 +122,26 @@ async fn updatable_cluster(
     Ok(cluster)
 }
 
-fn not_yet(operation: OperationType) -> ApiError {
-    ApiError::NotImplemented(format!(
-        "not implemented yet: {operation} is carried out by a later release; the request was \
-         valid and nothing was changed"
-    ))
+/// Hands a parsed change to the clusters service and answers with its operation.
+async fn start_change(
+    state: &AppState,
+    cluster: &ClusterRecord,
+    change: ClusterChange,
+) -> ApiResult<Json<ClusterUpdateResponse>> {
+    let operation = state.clusters().change(cluster, &change).await?;
+    Ok(Json(ClusterUpdateResponse {
+        cluster_id: cluster.id,
+        cluster_arn: cluster.arn.clone(),
+        operation_id: operation.id,
+        operation_type: operation.operation_type,
+    }))
+}
+
+fn configuration_ref(info: &ConfigurationInfo) -> ConfigurationRef {
+    ConfigurationRef {
+        arn: info.arn.clone(),
+        revision: info.revision,
+    }
 }
 
 /// Change the number of brokers.
@@ -277,9 +153,10 @@ fn not_yet(operation: OperationType) -> ApiError {
     params(("clusterId" = Uuid, Path, description = "The cluster's id"), ("If-Match" = Option<String>, Header, description = "currentVersion; 412 on mismatch")),
     request_body = UpdateBrokerCountRequest,
     responses(
+        (status = 200, description = "The change started; its operation", body = ClusterUpdateResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not ACTIVE, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ACTIVE, another operation running, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "Valid; carried out by a later release", body = Problem, content_type = "application/problem+json"),
@@ -290,17 +167,15 @@ async fn update_broker_count(
     Path(cluster_id): Path<String>,
     if_match: IfMatch,
     ApiJson(request): ApiJson<UpdateBrokerCountRequest>,
-) -> ApiResult<()> {
+) -> ApiResult<Json<ClusterUpdateResponse>> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    apply_change(
-        &state,
-        &cluster,
-        &ClusterChange::BrokerCount {
-            target_number_of_broker_nodes: request.target_number_of_broker_nodes,
-        },
+    let target = BrokerCount::parse(
+        request.target_number_of_broker_nodes,
+        &cluster.spec.broker_node_group.zones,
     )
-    .await
+    .at("targetNumberOfBrokerNodes")?;
+    start_change(&state, &cluster, ClusterChange::BrokerCount(target)).await
 }
 
 /// Grow the brokers' volumes.
@@ -312,12 +187,12 @@ async fn update_broker_count(
     params(("clusterId" = Uuid, Path, description = "The cluster's id"), ("If-Match" = Option<String>, Header, description = "currentVersion; 412 on mismatch")),
     request_body = UpdateBrokerStorageRequest,
     responses(
+        (status = 200, description = "The change started; its operation", body = ClusterUpdateResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not ACTIVE, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ACTIVE, another operation running, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "Valid; carried out by a later release", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn update_broker_storage(
@@ -325,17 +200,11 @@ async fn update_broker_storage(
     Path(cluster_id): Path<String>,
     if_match: IfMatch,
     ApiJson(request): ApiJson<UpdateBrokerStorageRequest>,
-) -> ApiResult<()> {
+) -> ApiResult<Json<ClusterUpdateResponse>> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    apply_change(
-        &state,
-        &cluster,
-        &ClusterChange::BrokerStorage {
-            target_ebs_storage_info: request.target_ebs_storage_info,
-        },
-    )
-    .await
+    let target = parse_ebs(&request.target_ebs_storage_info, "targetEbsStorageInfo")?;
+    start_change(&state, &cluster, ClusterChange::BrokerStorage { target }).await
 }
 
 /// Change the broker size.
@@ -347,9 +216,10 @@ async fn update_broker_storage(
     params(("clusterId" = Uuid, Path, description = "The cluster's id"), ("If-Match" = Option<String>, Header, description = "currentVersion; 412 on mismatch")),
     request_body = UpdateBrokerTypeRequest,
     responses(
+        (status = 200, description = "The change started; its operation", body = ClusterUpdateResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not ACTIVE, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ACTIVE, another operation running, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "Valid; carried out by a later release", body = Problem, content_type = "application/problem+json"),
@@ -360,17 +230,11 @@ async fn update_broker_type(
     Path(cluster_id): Path<String>,
     if_match: IfMatch,
     ApiJson(request): ApiJson<UpdateBrokerTypeRequest>,
-) -> ApiResult<()> {
+) -> ApiResult<Json<ClusterUpdateResponse>> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    apply_change(
-        &state,
-        &cluster,
-        &ClusterChange::BrokerType {
-            target_instance_type: request.target_instance_type,
-        },
-    )
-    .await
+    let target = InstanceType::parse(&request.target_instance_type).at("targetInstanceType")?;
+    start_change(&state, &cluster, ClusterChange::BrokerType(target)).await
 }
 
 /// Upgrade (or downgrade) the broker software.
@@ -382,12 +246,12 @@ async fn update_broker_type(
     params(("clusterId" = Uuid, Path, description = "The cluster's id"), ("If-Match" = Option<String>, Header, description = "currentVersion; 412 on mismatch")),
     request_body = UpdateClusterKafkaVersionRequest,
     responses(
+        (status = 200, description = "The change started; its operation", body = ClusterUpdateResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not ACTIVE, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ACTIVE, another operation running, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "Valid; carried out by a later release", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn update_cluster_kafka_version(
@@ -395,18 +259,19 @@ async fn update_cluster_kafka_version(
     Path(cluster_id): Path<String>,
     if_match: IfMatch,
     ApiJson(request): ApiJson<UpdateClusterKafkaVersionRequest>,
-) -> ApiResult<()> {
+) -> ApiResult<Json<ClusterUpdateResponse>> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    apply_change(
-        &state,
-        &cluster,
-        &ClusterChange::KafkaVersion {
-            target_kafka_version: request.target_kafka_version,
-            configuration_info: request.configuration_info,
-        },
-    )
-    .await
+    let target = state
+        .versions
+        .parse(&request.target_kafka_version)
+        .at("targetKafkaVersion")?;
+    let change = ClusterChange::KafkaVersion {
+        target,
+        strategy: request.upgrade_strategy,
+        configuration: request.configuration_info.as_ref().map(configuration_ref),
+    };
+    start_change(&state, &cluster, change).await
 }
 
 /// Apply a configuration revision.
@@ -418,12 +283,12 @@ async fn update_cluster_kafka_version(
     params(("clusterId" = Uuid, Path, description = "The cluster's id"), ("If-Match" = Option<String>, Header, description = "currentVersion; 412 on mismatch")),
     request_body = UpdateClusterConfigurationRequest,
     responses(
+        (status = 200, description = "The change started; its operation", body = ClusterUpdateResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not ACTIVE, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ACTIVE, another operation running, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "Valid; carried out by a later release", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn update_cluster_configuration(
@@ -431,17 +296,14 @@ async fn update_cluster_configuration(
     Path(cluster_id): Path<String>,
     if_match: IfMatch,
     ApiJson(request): ApiJson<UpdateClusterConfigurationRequest>,
-) -> ApiResult<()> {
+) -> ApiResult<Json<ClusterUpdateResponse>> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    apply_change(
-        &state,
-        &cluster,
-        &ClusterChange::Configuration {
-            configuration_info: request.configuration_info,
-        },
-    )
-    .await
+    let change = ClusterChange::Configuration {
+        configuration: configuration_ref(&request.configuration_info),
+        strategy: request.upgrade_strategy,
+    };
+    start_change(&state, &cluster, change).await
 }
 
 /// Restart one broker.
@@ -453,12 +315,12 @@ async fn update_cluster_configuration(
     params(("clusterId" = Uuid, Path, description = "The cluster's id"), ("If-Match" = Option<String>, Header, description = "currentVersion; 412 on mismatch")),
     request_body = RebootBrokerRequest,
     responses(
+        (status = 200, description = "The change started; its operation", body = ClusterUpdateResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not ACTIVE, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ACTIVE, another operation running, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "Valid; carried out by a later release", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn reboot_broker(
@@ -466,10 +328,9 @@ async fn reboot_broker(
     Path(cluster_id): Path<String>,
     if_match: IfMatch,
     ApiJson(request): ApiJson<RebootBrokerRequest>,
-) -> ApiResult<()> {
+) -> ApiResult<Json<ClusterUpdateResponse>> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    require_active(&cluster)?;
     let [broker_id] = request.broker_ids[..] else {
         return Err(ApiError::validation(
             "brokerIds",
@@ -479,20 +340,59 @@ async fn reboot_broker(
             ),
         ));
     };
-    let known = state.store.list_nodes(cluster.id).await?;
-    if !known.iter().any(|n| i64::from(n.broker_id) == broker_id) {
-        let ids: Vec<String> = known.iter().map(|n| n.broker_id.to_string()).collect();
-        return Err(ApiError::validation(
-            "brokerIds",
-            format!(
-                "the cluster has no broker {broker_id} (its brokers: {})",
-                if ids.is_empty() {
-                    "none yet".to_owned()
-                } else {
-                    ids.join(", ")
-                }
-            ),
-        ));
-    }
-    Err(not_yet(OperationType::RebootNode))
+    let broker_id = i32::try_from(broker_id)
+        .map_err(|_| ApiError::validation("brokerIds", format!("no broker has id {broker_id}")))?;
+    start_change(&state, &cluster, ClusterChange::RebootBroker { broker_id }).await
+}
+
+/// The versions this cluster may move to.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatibleKafkaVersion {
+    pub source_version: String,
+    pub target_versions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatibleKafkaVersionsResponse {
+    pub compatible_kafka_versions: Vec<CompatibleKafkaVersion>,
+}
+
+/// The installed versions a cluster may move to (MSK's GetCompatibleKafkaVersions).
+///
+/// Every installed broker version writes the same on-disk formats (log format 2, the same
+/// checkpoints), so each may replace any other, downgrades included; a version with a newer
+/// on-disk format will be listed only above the oldest format in use.
+#[utoipa::path(
+    get,
+    path = "/v1/clusters/{clusterId}/compatible-versions",
+    operation_id = "getCompatibleKafkaVersions",
+    tag = "cluster-updates",
+    params(("clusterId" = Uuid, Path, description = "The cluster's id")),
+    responses(
+        (status = 200, body = CompatibleKafkaVersionsResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn compatible_versions(
+    State(state): State<AppState>,
+    Path(cluster_id): Path<String>,
+) -> ApiResult<Json<CompatibleKafkaVersionsResponse>> {
+    let cluster = load_cluster(&state, &cluster_id).await?;
+    let source = cluster.spec.kafka_version.to_string();
+    let target_versions = state
+        .versions
+        .versions()
+        .iter()
+        .filter(|v| **v != source)
+        .cloned()
+        .collect();
+    Ok(Json(CompatibleKafkaVersionsResponse {
+        compatible_kafka_versions: vec![CompatibleKafkaVersion {
+            source_version: source,
+            target_versions,
+        }],
+    }))
 }

@@ -347,42 +347,7 @@ pub(super) async fn check_configuration(
     kafka_version: &str,
     field: &str,
 ) -> ApiResult<()> {
-    let stored = match state.store.get_configuration(&configuration.arn).await {
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::validation(
-                format!("{field}.arn"),
-                format!("no configuration {:?}", configuration.arn),
-            ))
-        }
-        other => other?,
-    };
-    if stored.arn != configuration.arn {
-        return Err(ApiError::validation(
-            format!("{field}.arn"),
-            format!("give the configuration's ARN ({})", stored.arn),
-        ));
-    }
-    if !(1..=stored.latest_revision).contains(&configuration.revision) {
-        return Err(ApiError::validation(
-            format!("{field}.revision"),
-            format!(
-                "configuration {} has revisions 1 to {}, not {}",
-                stored.name, stored.latest_revision, configuration.revision
-            ),
-        ));
-    }
-    if !stored.kafka_versions.is_empty()
-        && !stored.kafka_versions.iter().any(|v| v == kafka_version)
-    {
-        return Err(ApiError::validation(
-            format!("{field}.arn"),
-            format!(
-                "configuration {} is for versions {}, not {kafka_version}",
-                stored.name,
-                stored.kafka_versions.join(", ")
-            ),
-        ));
-    }
+    crate::service::check_configuration(&state.store, configuration, kafka_version, field).await?;
     Ok(())
 }
 

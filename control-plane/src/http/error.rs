@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::DomainError;
+use crate::service::ServiceError;
 use crate::store::{Conflict, StoreError};
 
 /// An RFC 7807 problem document. `field` names the offending request field (dotted camelCase
@@ -169,6 +170,18 @@ impl From<Conflict> for ApiError {
         ApiError::Conflict {
             detail: conflict.to_string(),
             field: field.map(str::to_owned),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(invalid) => invalid.into(),
+            ServiceError::Conflict(conflict) => conflict.into(),
+            ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::NotSupported(detail) => ApiError::NotImplemented(detail),
+            ServiceError::Store(store) => store.into(),
         }
     }
 }

@@ -42,8 +42,8 @@ pub use clusters::{
     CreateClusterResponse, EbsStorageInfo, InstanceStorageInfo, ListClustersResponse,
     ProvisionedThroughputBody, StorageInfoBody,
 };
-// The doors into the store that the KafkaCluster controller shares with the REST API.
-pub(crate) use cluster_updates::{apply_change, ClusterChange};
+// The doors into the store that the KafkaCluster controller shares with the REST API (changes go
+// through the clusters service instead).
 pub(crate) use clusters::{parse_create, start_delete, store_new_cluster};
 
 /// Settings of the HTTP layer.
@@ -85,6 +85,15 @@ impl AppState {
             config: Arc::new(config),
         }
     }
+
+    /// The use cases on clusters that both doors share.
+    pub fn clusters(&self) -> crate::service::ClustersService {
+        crate::service::ClustersService::new(
+            self.store.clone(),
+            self.versions.clone(),
+            self.reconcile_wakeup.clone(),
+        )
+    }
 }
 
 #[derive(OpenApi)]
@@ -100,7 +109,7 @@ impl AppState {
     security(("bearerAuth" = [])),
     tags(
         (name = "clusters", description = "Clusters, their nodes and bootstrap brokers"),
-        (name = "cluster-updates", description = "Changes to a cluster (validated; carried out by a later release)"),
+        (name = "cluster-updates", description = "Changes to a cluster, each carried out as an operation"),
         (name = "operations", description = "Cluster operations and their steps"),
         (name = "configurations", description = "Revisioned server.properties documents"),
         (name = "catalog", description = "Installed versions and broker sizes"),

@@ -3,9 +3,9 @@
 
 use super::controller::Error;
 use super::status::SpecProblem;
-use crate::domain::{ClusterSpec, StorageInfo};
+use crate::domain::{ClusterChange, ClusterSpec, UpgradeStrategy};
 use crate::http::error::ApiError;
-use crate::http::{ClusterChange, ConfigurationInfo, EbsStorageInfo, ProvisionedThroughputBody};
+use crate::service::ServiceError;
 
 /// A change no REST update can make (the name, the zones, the kind of storage).
 pub(super) fn immutable(field: &str, detail: String) -> SpecProblem {
@@ -16,77 +16,86 @@ pub(super) fn immutable(field: &str, detail: String) -> SpecProblem {
     }
 }
 
-/// The changes from `current` to `desired`, each as the REST update it amounts to, named by
-/// the spec field that asks for it.
+/// The changes from `current` to `desired`, each as the one change (one operation) it amounts
+/// to, named by the spec field that asks for it. Restarts follow `strategy`.
 pub(super) fn spec_changes(
     current: &ClusterSpec,
     desired: &ClusterSpec,
+    strategy: UpgradeStrategy,
 ) -> Vec<(&'static str, ClusterChange)> {
     let mut changes = Vec::new();
     if desired.number_of_broker_nodes != current.number_of_broker_nodes {
         changes.push((
             "spec.numberOfBrokerNodes",
-            ClusterChange::BrokerCount {
-                target_number_of_broker_nodes: i64::from(desired.number_of_broker_nodes.get()),
-            },
+            ClusterChange::BrokerCount(desired.number_of_broker_nodes),
         ));
     }
-    if let (
-        StorageInfo::Ebs {
-            volume_size,
-            provisioned_throughput,
-        },
-        true,
-    ) = (
-        desired.broker_node_group.storage,
-        desired.broker_node_group.storage != current.broker_node_group.storage,
-    ) {
+    if desired.broker_node_group.storage.is_persistent()
+        && desired.broker_node_group.storage != current.broker_node_group.storage
+    {
         changes.push((
             "spec.brokerNodeGroupInfo.storageInfo.ebsStorageInfo",
             ClusterChange::BrokerStorage {
-                target_ebs_storage_info: EbsStorageInfo {
-                    volume_size: i64::from(volume_size.gib()),
-                    provisioned_throughput: provisioned_throughput.map(|t| {
-                        ProvisionedThroughputBody {
-                            enabled: t.enabled,
-                            volume_throughput: t.volume_throughput.map(i64::from),
-                        }
-                    }),
-                },
+                target: desired.broker_node_group.storage,
             },
         ));
     }
     if desired.broker_node_group.instance_type != current.broker_node_group.instance_type {
         changes.push((
             "spec.brokerNodeGroupInfo.instanceType",
-            ClusterChange::BrokerType {
-                target_instance_type: desired.broker_node_group.instance_type.name().to_owned(),
-            },
+            ClusterChange::BrokerType(desired.broker_node_group.instance_type),
         ));
     }
-    let configuration_info = desired.configuration.as_ref().map(|c| ConfigurationInfo {
-        arn: c.arn.clone(),
-        revision: c.revision,
-    });
+    let new_configuration = desired
+        .configuration
+        .clone()
+        .filter(|_| desired.configuration != current.configuration);
     if desired.kafka_version != current.kafka_version {
         // A version upgrade may bring its configuration along, as the REST request does.
         changes.push((
             "spec.kafkaVersion",
             ClusterChange::KafkaVersion {
-                target_kafka_version: desired.kafka_version.to_string(),
-                configuration_info: configuration_info
-                    .filter(|_| desired.configuration != current.configuration),
+                target: desired.kafka_version.clone(),
+                strategy,
+                configuration: new_configuration,
             },
         ));
-    } else if let Some(configuration_info) =
-        configuration_info.filter(|_| desired.configuration != current.configuration)
-    {
+    } else if let Some(configuration) = new_configuration {
         changes.push((
             "spec.configurationInfo",
-            ClusterChange::Configuration { configuration_info },
+            ClusterChange::Configuration {
+                configuration,
+                strategy,
+            },
         ));
     }
     changes
+}
+
+/// A refusal of the clusters service becomes a problem with the spec; a failure stays an error.
+pub(super) fn change_problem_or_error(
+    error: ServiceError,
+    spec_field: &str,
+) -> Result<Option<SpecProblem>, Error> {
+    let problem = match error {
+        ServiceError::Invalid(invalid) => SpecProblem {
+            reason: "InvalidSpec",
+            message: format!("{spec_field} ({}): {}", invalid.field, invalid.message),
+            retry: false,
+        },
+        ServiceError::Conflict(conflict) => SpecProblem {
+            reason: "UpdateWaiting",
+            message: format!("{spec_field}: {conflict}; the change is tried again"),
+            retry: true,
+        },
+        ServiceError::NotSupported(detail) => SpecProblem {
+            reason: "UpdateNotSupported",
+            message: format!("{spec_field}: {detail}"),
+            retry: false,
+        },
+        other => return Err(Error::Internal(other.to_string())),
+    };
+    Ok(Some(problem))
 }
 
 /// A refusal of the REST paths becomes a problem with the spec; a failure stays an error.

@@ -15,12 +15,12 @@ use serde_json::json;
 use tracing::{info, warn, Instrument};
 use uuid::Uuid;
 
-use super::changes::{immutable, problem_or_error, spec_changes};
+use super::changes::{change_problem_or_error, immutable, problem_or_error, spec_changes};
 use super::crd::{KafkaCluster, KafkaClusterStatus};
 use super::status::{desired_status, events_between, is_unfinished, Observation, SpecProblem};
 use crate::domain::ClusterState;
 use crate::http::error::ApiError;
-use crate::http::{apply_change, parse_create, start_delete, store_new_cluster, AppState};
+use crate::http::{parse_create, start_delete, store_new_cluster, AppState};
 use crate::store::{ClusterRecord, CreateOutcome, OperationRecord, StoreError};
 
 /// The finalizer that keeps a resource until its cluster is deleted.
@@ -290,7 +290,7 @@ async fn update(
             "a configuration cannot be removed, only replaced by another revision".to_owned(),
         )));
     }
-    let changes = spec_changes(current, &desired);
+    let changes = spec_changes(current, &desired, resource.spec.upgrade_strategy.domain());
     match changes.as_slice() {
         [] => {
             if tags != cluster.tags {
@@ -299,12 +299,12 @@ async fn update(
             }
             Ok(None)
         }
-        [(field, change)] => match apply_change(&ctx.state, cluster, change).await {
-            Ok(()) => {
-                info!(field, "spec change accepted");
+        [(field, change)] => match ctx.state.clusters().change(cluster, change).await {
+            Ok(operation) => {
+                info!(field, operation_id = %operation.id, "spec change accepted");
                 Ok(None)
             }
-            Err(error) => problem_or_error(error, Some(field)),
+            Err(error) => change_problem_or_error(error, field),
         },
         several => {
             let fields: Vec<&str> = several.iter().map(|(field, _)| *field).collect();

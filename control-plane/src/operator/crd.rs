@@ -140,13 +140,28 @@ pub struct ConfigurationSpec {
     pub revision: i64,
 }
 
-/// How changes are rolled out (see the design's "Changing a cluster").
+/// How changes are rolled out (see the design's "Changing a cluster"): `InPlace` restarts one
+/// broker at a time on its node and volume (no produce errors); `Downtime` restarts every
+/// broker at once (faster; the cluster is unavailable meanwhile). `Rolling` and `BlueGreen`
+/// are refused until this control plane carries them out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum UpgradeStrategy {
     #[default]
     InPlace,
+    Downtime,
     Rolling,
     BlueGreen,
+}
+
+impl UpgradeStrategy {
+    /// The strategy the clusters service knows; Rolling and BlueGreen never get this far
+    /// ([`KafkaClusterSpec::create_request`] refuses them).
+    pub fn domain(self) -> crate::domain::UpgradeStrategy {
+        match self {
+            UpgradeStrategy::Downtime => crate::domain::UpgradeStrategy::Downtime,
+            _ => crate::domain::UpgradeStrategy::InPlace,
+        }
+    }
 }
 
 /// What Millrace reports about the cluster.
@@ -251,7 +266,7 @@ impl KafkaClusterSpec {
                 field: "spec.upgradeStrategy",
                 message: format!(
                     "{strategy:?} is not carried out by this control plane; use InPlace (the \
-                     default)"
+                     default) or Downtime"
                 ),
             });
         }

@@ -289,11 +289,12 @@ impl TestStore {
 
 /// The controller's context over a mock API server and `store`; requeue intervals are short.
 pub(crate) fn context(client: Client, store: &Store) -> Arc<Context> {
-    let state = AppState::new(
-        store.clone(),
-        VersionCatalog::builtin(),
-        ApiConfig::default(),
-    );
+    // An older version besides the built-in one, so that a spec can ask for an upgrade.
+    let versions = VersionCatalog::new(vec![
+        "millrace-0.0.9".to_owned(),
+        VersionCatalog::BUILTIN_VERSION.to_owned(),
+    ]);
+    let state = AppState::new(store.clone(), versions, ApiConfig::default());
     Arc::new(Context::new(
         client,
         state,

@@ -48,6 +48,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         run: |store| Box::pin(spec_changes_go_through_the_update_path(store)),
     },
     Scenario {
+        name: "a version change starts an upgrade and reports its progress",
+        run: |store| Box::pin(a_version_change_starts_an_upgrade(store)),
+    },
+    Scenario {
         name: "a change waits while the cluster is not ACTIVE",
         run: |store| Box::pin(a_change_waits_while_the_cluster_is_not_active(store)),
     },
@@ -407,6 +411,66 @@ async fn spec_changes_go_through_the_update_path(store: Store) -> Vec<RecordedRe
     server.recorded
 }
 
+async fn a_version_change_starts_an_upgrade(store: Store) -> Vec<RecordedRequest> {
+    let (client, mut server) = ApiServer::new();
+    let ctx = context(client, &store);
+    let billing = active_cluster(&store, &ctx, &mut server, "billing", "uid-billing").await;
+    let before = cluster_of(&store, "uid-billing").await.unwrap();
+
+    let mut downgraded = bumped(&billing);
+    downgraded.spec.kafka_version = Some("millrace-0.0.9".into());
+    downgraded.spec.upgrade_strategy = UpgradeStrategy::Downtime;
+    let started = reconcile_expecting(&ctx, &mut server, &downgraded, 1, true).await;
+    assert!(started.result.is_ok(), "{:?}", started.result);
+    assert_eq!(started.events[0].1, "Updating");
+    let status = started.status.unwrap();
+    assert_eq!(status["state"], "UPDATING");
+    assert_eq!(condition(&status, "Progressing")["status"], "True");
+    assert_eq!(condition(&status, "Degraded")["status"], "False");
+    assert_eq!(
+        status["currentOperation"]["type"],
+        "UPDATE_CLUSTER_KAFKA_VERSION"
+    );
+    let stored = cluster_of(&store, "uid-billing").await.unwrap();
+    assert_eq!(stored.state, ClusterState::Updating);
+    assert_eq!(stored.spec.kafka_version.as_str(), "millrace-0.0.9");
+    let operation = &store.unfinished_operations(stored.id).await.unwrap()[0];
+    assert_eq!(
+        operation.operation_type,
+        OperationType::UpdateClusterKafkaVersion
+    );
+    assert_eq!(operation.source_spec.as_ref(), Some(&before.spec));
+    assert_eq!(
+        operation.parameters.upgrade_strategy,
+        crate::domain::UpgradeStrategy::Downtime
+    );
+
+    // The reconciler's progress reaches the status: the operation's latest step.
+    let mut step = OperationStep::pending("RestartAllBrokers");
+    step.status = StepStatus::InProgress;
+    store
+        .set_operation_steps(operation.id, &[step])
+        .await
+        .unwrap();
+    let progressing = reconcile_expecting(
+        &ctx,
+        &mut server,
+        &with_status(&downgraded, &status),
+        1,
+        true,
+    )
+    .await;
+    let status = progressing.status.unwrap();
+    assert_eq!(condition(&status, "Progressing")["status"], "True");
+    assert!(
+        status["currentOperation"]
+            .to_string()
+            .contains("RestartAllBrokers"),
+        "{status}"
+    );
+    server.recorded
+}
+
 async fn a_change_waits_while_the_cluster_is_not_active(store: Store) -> Vec<RecordedRequest> {
     let (client, mut server) = ApiServer::new();
     let ctx = context(client, &store);
@@ -735,7 +799,10 @@ fn the_crd_says_what_the_api_server_can_check() {
     let volume = &group["storageInfo"]["properties"]["ebsStorageInfo"]["properties"]["volumeSize"];
     assert_eq!(volume["maximum"].as_f64(), Some(16384.0));
     let strategy = &spec["properties"]["upgradeStrategy"];
-    assert_eq!(strategy["enum"], json!(["InPlace", "Rolling", "BlueGreen"]));
+    assert_eq!(
+        strategy["enum"],
+        json!(["InPlace", "Downtime", "Rolling", "BlueGreen"])
+    );
     assert_eq!(strategy["default"], "InPlace");
     let name = &spec["properties"]["clusterName"]["pattern"];
     assert_eq!(name, "^[A-Za-z][A-Za-z0-9-]{0,63}$");

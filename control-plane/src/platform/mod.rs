@@ -230,6 +230,19 @@ pub trait Platform: Send + Sync {
     /// Starts the node, or adopts it if it already runs (no duplicate).
     async fn create_node(&self, spec: &NodeSpec, endpoints: &NodeEndpoints) -> Result<()>;
 
+    /// Restarts the node's broker in place with `spec` (its version and configuration): the
+    /// same node identity and endpoints, the same volume (instance store included, where the
+    /// platform keeps it: the local platform does; a Kubernetes emptyDir goes with its pod, and
+    /// the broker then re-replicates). The broker stops gracefully (controlled shutdown) first.
+    /// Idempotent per `restart_id`: a restart already carried out under that id is not done
+    /// again, so a step repeated after a crash never restarts a broker twice.
+    async fn restart_node(
+        &self,
+        spec: &NodeSpec,
+        endpoints: &NodeEndpoints,
+        restart_id: &str,
+    ) -> Result<()>;
+
     /// Stops the node gracefully (the agent stops its broker with a controlled shutdown), then
     /// by force. An instance-store volume goes with it; a persistent volume stays.
     async fn delete_node(&self, cluster_id: Uuid, broker_id: i32) -> Result<()>;

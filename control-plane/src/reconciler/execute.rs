@@ -14,20 +14,22 @@ use super::{ReconcileError, Reconciler};
 use crate::domain::{
     ClusterState, NodeVolume, OperationState, OperationStep, OperationType, StepStatus, StorageInfo,
 };
-use crate::platform::{NodeSpec, ObservedNode, PlatformError, VolumeSpec, VoterAddress};
+use crate::platform::{
+    NodeEndpoints, NodeSpec, ObservedNode, PlatformError, VolumeSpec, VoterAddress,
+};
 use crate::store::{ClusterRecord, NodeRecord, OperationRecord, StoreError};
 
 /// A node that keeps failing is not replaced forever: the operation fails after this many.
 const MAX_REPLACEMENTS_PER_OPERATION: usize = 3;
 
 /// What one pass knows of the cluster's operation.
-struct Pass {
-    cluster: ClusterRecord,
-    operation: Option<OperationRecord>,
+pub(super) struct Pass {
+    pub(super) cluster: ClusterRecord,
+    pub(super) operation: Option<OperationRecord>,
 }
 
 /// How a step ended.
-enum Outcome {
+pub(super) enum Outcome {
     /// Done; plan the next one.
     Done,
     /// Waiting on the brokers: end this pass.
@@ -66,21 +68,25 @@ impl Reconciler {
             }
             let nodes = self.store.list_nodes(cluster_id).await?;
             let observed = self.platform.observe(cluster_id).await?;
-            let step = plan(&cluster, operation.as_ref(), &observed, &nodes);
+            let controller = if cluster.state.is_changing() {
+                self.active_controller(&observed).await
+            } else {
+                None
+            };
+            let step = plan(&cluster, operation.as_ref(), &observed, &nodes, controller);
             let mut pass = Pass { cluster, operation };
             match self.perform(&mut pass, &step, &nodes, &observed).await {
                 Ok(Outcome::Done) => {}
                 Ok(Outcome::Wait | Outcome::Finished) => return Ok(()),
                 Err(ReconcileError::Platform(error)) if is_permanent(&error) => {
-                    self.fail(&mut pass, &step.name(), &error.to_string())
-                        .await?;
+                    self.fail(&mut pass, &step, &error.to_string()).await?;
                     return Ok(());
                 }
                 Err(error) => {
                     // Transient (a process, a port, the database): recorded and retried.
                     self.record_step(
                         &mut pass,
-                        &step.name(),
+                        &step,
                         StepStatus::InProgress,
                         Some(&error.to_string()),
                     )
@@ -106,9 +112,17 @@ impl Reconciler {
         match step {
             Step::Nothing => Ok(Outcome::Finished),
             Step::Fail { reason } => {
-                self.fail(pass, "Fail", reason).await?;
+                self.fail(pass, step, reason).await?;
                 Ok(Outcome::Finished)
             }
+            Step::CheckCanStop(_)
+            | Step::DrainBroker(_)
+            | Step::RestartBroker(_)
+            | Step::RestartAllBrokers
+            | Step::WaitInSync(_)
+            | Step::ElectPreferredLeaders(_)
+            | Step::GrowVolume(_)
+            | Step::FinishChange => self.perform_change(pass, step, nodes, observed).await,
             Step::AllocateNodes => {
                 self.begin(pass, step).await?;
                 let ids = broker_ids(&pass.cluster);
@@ -169,7 +183,7 @@ impl Reconciler {
                         "broker {broker_id} failed {replaced} times in a row ({why}); see the \
                          node's agent.log"
                     );
-                    self.fail(pass, &step.name(), &reason).await?;
+                    self.fail(pass, step, &reason).await?;
                     return Ok(Outcome::Finished);
                 }
                 self.begin(pass, step).await?;
@@ -207,7 +221,7 @@ impl Reconciler {
                         self.config.ready_timeout,
                         not_ready.join("; ")
                     );
-                    self.fail(pass, &step.name(), &reason).await?;
+                    self.fail(pass, step, &reason).await?;
                     return Ok(Outcome::Finished);
                 }
                 Ok(Outcome::Wait)
@@ -296,6 +310,23 @@ impl Reconciler {
         nodes: &[NodeRecord],
         broker_id: i32,
     ) -> Result<(), ReconcileError> {
+        let (spec, endpoints) = self.node_spec(cluster, nodes, broker_id).await?;
+        self.platform.create_node(&spec, &endpoints).await?;
+        let mut node = node_of(nodes, broker_id)?;
+        node.state = node_state::STARTING.into();
+        node.endpoint = Some(endpoints.kafka.clone());
+        self.store.upsert_node(&node).await?;
+        Ok(())
+    }
+
+    /// What the broker's node runs under the cluster's (desired) spec, with a fresh agent
+    /// token, and its endpoints.
+    pub(super) async fn node_spec(
+        &self,
+        cluster: &ClusterRecord,
+        nodes: &[NodeRecord],
+        broker_id: i32,
+    ) -> Result<(NodeSpec, NodeEndpoints), ReconcileError> {
         let ids = broker_ids(cluster);
         let endpoints = self.platform.allocate_endpoints(cluster.id, &ids).await?;
         let voters: Vec<VoterAddress> = ids
@@ -312,7 +343,7 @@ impl Reconciler {
                 reason: format!("broker {broker_id} is not part of the cluster"),
             }
         })?;
-        let mut node = node_of(nodes, broker_id)?;
+        let node = node_of(nodes, broker_id)?;
         let spec = NodeSpec {
             cluster_id: cluster.id,
             broker_id,
@@ -330,11 +361,7 @@ impl Reconciler {
             agent_token: self.store.create_agent_token(cluster.id, broker_id).await?,
             control_plane_url: self.config.control_plane_url.clone(),
         };
-        self.platform.create_node(&spec, &endpoints[index]).await?;
-        node.state = node_state::STARTING.into();
-        node.endpoint = Some(endpoints[index].kafka.clone());
-        self.store.upsert_node(&node).await?;
-        Ok(())
+        Ok((spec, endpoints[index].clone()))
     }
 
     /// The server.properties of the cluster's configuration revision, as key/value pairs.
@@ -379,17 +406,25 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Ends the operation failed with `reason`; a create leaves the cluster FAILED, a heal
-    /// returns it to ACTIVE (it serves with the brokers it has; the next pass tries again).
-    async fn fail(&self, pass: &mut Pass, step: &str, reason: &str) -> Result<(), ReconcileError> {
-        warn!(%reason, step, "operation failed");
+    /// Ends the operation failed with `reason`; a create leaves the cluster FAILED, a heal or a
+    /// change returns it to ACTIVE (it serves with the brokers it has, a roll's restarted
+    /// brokers on the new version and the others on the old: the user retries or rolls back).
+    pub(super) async fn fail(
+        &self,
+        pass: &mut Pass,
+        step: &Step,
+        reason: &str,
+    ) -> Result<(), ReconcileError> {
+        warn!(%reason, step = %step.name(), "operation failed");
         self.record_step(pass, step, StepStatus::Failed, Some(reason))
             .await?;
         self.finish_operation(pass, OperationState::UpdateFailed, Some(reason))
             .await?;
         let next = match pass.cluster.state {
             ClusterState::Creating => Some(ClusterState::Failed),
-            ClusterState::Healing => Some(ClusterState::Active),
+            ClusterState::Healing | ClusterState::Updating | ClusterState::RebootingBroker => {
+                Some(ClusterState::Active)
+            }
             _ => None,
         };
         if let Some(next) = next {
@@ -400,12 +435,24 @@ impl Reconciler {
         Ok(())
     }
 
-    async fn finish_operation(
+    /// Ends the operation; a step still open (a wait the work moved on from) ends with it, so
+    /// that every step of a finished operation has its final status.
+    pub(super) async fn finish_operation(
         &self,
         pass: &mut Pass,
         state: OperationState,
         error: Option<&str>,
     ) -> Result<(), ReconcileError> {
+        if let Some(op) = pass.operation.as_mut() {
+            let final_status = if state == OperationState::UpdateComplete {
+                StepStatus::Complete
+            } else {
+                StepStatus::Failed
+            };
+            if close_open_steps(&mut op.steps, final_status, None) {
+                self.store.set_operation_steps(op.id, &op.steps).await?;
+            }
+        }
         if let Some(op) = &pass.operation {
             let updated = self.store.set_operation_state(op.id, state, error).await?;
             pass.operation = Some(updated);
@@ -413,7 +460,7 @@ impl Reconciler {
         Ok(())
     }
 
-    async fn begin(&self, pass: &mut Pass, step: &Step) -> Result<(), ReconcileError> {
+    pub(super) async fn begin(&self, pass: &mut Pass, step: &Step) -> Result<(), ReconcileError> {
         if let Some(op) = &pass.operation {
             if op.state == OperationState::Pending {
                 let updated = self
@@ -423,60 +470,102 @@ impl Reconciler {
                 pass.operation = Some(updated);
             }
         }
-        self.record_step(pass, &step.name(), StepStatus::InProgress, None)
+        self.record_step(pass, step, StepStatus::InProgress, None)
             .await
     }
 
-    async fn complete(
+    pub(super) async fn complete(
         &self,
         pass: &mut Pass,
         step: &Step,
         message: Option<&str>,
     ) -> Result<(), ReconcileError> {
-        self.record_step(pass, &step.name(), StepStatus::Complete, message)
+        self.record_step(pass, step, StepStatus::Complete, message)
             .await
     }
 
-    /// Records `status` on the operation's latest step of that name that is still open, or
-    /// appends the step. Persisted at once: the operation shows where the work is.
-    async fn record_step(
+    /// Records `status` on the operation's latest open step of that kind (and broker), or
+    /// appends the step, ending any other step still open: steps run one after another, so a
+    /// new one means the previous one (a wait) is over. Persisted at once: the operation shows
+    /// where the work is.
+    pub(super) async fn record_step(
         &self,
         pass: &mut Pass,
-        name: &str,
+        step: &Step,
         status: StepStatus,
         message: Option<&str>,
     ) -> Result<(), ReconcileError> {
         let Some(op) = pass.operation.as_mut() else {
             return Ok(());
         };
+        let (kind, broker_id) = step.kind();
+        let name = step.name();
         let now = crate::store::now();
+        let is_this = |s: &OperationStep| match s.kind {
+            Some(_) => s.is(kind, broker_id),
+            None => s.name == name,
+        };
+        let mut changed = false;
+        if !op
+            .steps
+            .iter()
+            .any(|s| is_this(s) && s.status == StepStatus::InProgress)
+        {
+            changed |= close_open_steps(&mut op.steps, StepStatus::Complete, Some(now));
+        }
         let open = op
             .steps
             .iter_mut()
             .rev()
-            .find(|s| s.name == name && s.status == StepStatus::InProgress);
-        let step = match open {
-            Some(step) => step,
+            .find(|s| is_this(s) && s.status == StepStatus::InProgress);
+        let recorded = match open {
+            Some(recorded) => recorded,
             None => {
-                op.steps.push(OperationStep::pending(name));
-                let step = op.steps.last_mut().expect("just pushed");
-                step.started_at = Some(now);
-                step
+                let mut new = OperationStep::pending(name);
+                new.kind = Some(kind);
+                new.broker_id = broker_id;
+                new.started_at = Some(now);
+                op.steps.push(new);
+                changed = true;
+                op.steps.last_mut().expect("just pushed")
             }
         };
-        if step.status == status && message.is_none() {
-            return Ok(());
+        if recorded.status != status
+            || message.is_some_and(|m| recorded.message.as_deref() != Some(m))
+        {
+            recorded.status = status;
+            if let Some(message) = message {
+                recorded.message = Some(message.to_owned());
+            }
+            if matches!(status, StepStatus::Complete | StepStatus::Failed) {
+                recorded.ended_at = Some(now);
+            }
+            changed = true;
         }
-        step.status = status;
-        if let Some(message) = message {
-            step.message = Some(message.to_owned());
+        if changed {
+            self.store.set_operation_steps(op.id, &op.steps).await?;
         }
-        if matches!(status, StepStatus::Complete | StepStatus::Failed) {
-            step.ended_at = Some(now);
-        }
-        self.store.set_operation_steps(op.id, &op.steps).await?;
         Ok(())
     }
+}
+
+/// Ends every open step with `status`; whether any was open.
+fn close_open_steps(
+    steps: &mut [OperationStep],
+    status: StepStatus,
+    at: Option<chrono::DateTime<Utc>>,
+) -> bool {
+    let at = at.unwrap_or_else(crate::store::now);
+    let mut closed = false;
+    for step in steps
+        .iter_mut()
+        .filter(|s| s.status == StepStatus::InProgress)
+    {
+        step.status = status;
+        step.ended_at = Some(at);
+        closed = true;
+    }
+    closed
 }
 
 /// Errors that retrying cannot fix.
@@ -487,7 +576,7 @@ fn is_permanent(error: &PlatformError) -> bool {
     )
 }
 
-fn node_of(nodes: &[NodeRecord], broker_id: i32) -> Result<NodeRecord, ReconcileError> {
+pub(super) fn node_of(nodes: &[NodeRecord], broker_id: i32) -> Result<NodeRecord, ReconcileError> {
     nodes
         .iter()
         .find(|n| n.broker_id == broker_id)
@@ -495,7 +584,7 @@ fn node_of(nodes: &[NodeRecord], broker_id: i32) -> Result<NodeRecord, Reconcile
         .ok_or(ReconcileError::Store(StoreError::NotFound))
 }
 
-fn volume_spec(storage: &StorageInfo) -> VolumeSpec {
+pub(super) fn volume_spec(storage: &StorageInfo) -> VolumeSpec {
     match storage {
         StorageInfo::Ebs { volume_size, .. } => VolumeSpec::Persistent {
             size_gib: volume_size.gib(),
@@ -504,7 +593,7 @@ fn volume_spec(storage: &StorageInfo) -> VolumeSpec {
     }
 }
 
-fn node_volume(storage: &StorageInfo, location: Option<String>) -> NodeVolume {
+pub(super) fn node_volume(storage: &StorageInfo, location: Option<String>) -> NodeVolume {
     match storage {
         StorageInfo::Ebs { volume_size, .. } => NodeVolume {
             persistent: true,

@@ -8,6 +8,7 @@
 //! PostgreSQL never reconcile the same cluster at once; a replica that dies loses its leases when
 //! they expire.
 
+mod change;
 mod execute;
 pub mod plan;
 
@@ -20,6 +21,7 @@ use tokio::sync::Notify;
 use tracing::{debug, warn, Instrument};
 use uuid::Uuid;
 
+use crate::brokers::Brokers;
 use crate::domain::ClusterState;
 use crate::platform::Platform;
 use crate::store::{ClusterFilter, Cursor, Store, StoreError};
@@ -40,6 +42,9 @@ pub struct ReconcilerConfig {
     pub health_interval: Duration,
     /// How long brokers get to become ready before the operation fails.
     pub ready_timeout: Duration,
+    /// How long one step of a roll may wait (for the broker's can-stop check to pass, for every
+    /// partition to be back in sync) before the operation fails with the reason it waited for.
+    pub roll_step_timeout: Duration,
     /// Most steps one pass takes on one cluster before yielding (waits end a pass earlier).
     pub max_steps_per_pass: usize,
 }
@@ -57,6 +62,7 @@ impl ReconcilerConfig {
             interval: Duration::from_secs(1),
             health_interval: Duration::from_secs(3),
             ready_timeout: Duration::from_secs(120),
+            roll_step_timeout: Duration::from_secs(300),
             max_steps_per_pass: 64,
         }
     }
@@ -73,6 +79,7 @@ pub enum ReconcileError {
 pub struct Reconciler {
     store: Store,
     platform: Arc<dyn Platform>,
+    brokers: Brokers,
     config: ReconcilerConfig,
     /// Clusters this replica is working on right now.
     in_flight: Mutex<HashSet<Uuid>>,
@@ -83,6 +90,7 @@ impl Reconciler {
         Arc::new(Self {
             store,
             platform,
+            brokers: Brokers::new().expect("an HTTP client for the brokers' admin endpoints"),
             config,
             in_flight: Mutex::new(HashSet::new()),
         })
@@ -181,7 +189,7 @@ impl Reconciler {
             };
             let nodes = self.store.list_nodes(cluster_id).await?;
             let observed = self.platform.observe(cluster_id).await?;
-            if plan(&cluster, None, &observed, &nodes) == Step::Nothing {
+            if plan(&cluster, None, &observed, &nodes, None) == Step::Nothing {
                 return Ok(());
             }
         }

@@ -10,7 +10,8 @@ use super::{
     to_json, Conflict, OperationRecord, Store, StoreError,
 };
 use crate::domain::{
-    cluster_arn, ClusterName, ClusterSpec, ClusterState, OperationState, OperationType, Tags,
+    cluster_arn, ChangeParameters, ClusterName, ClusterSpec, ClusterState, OperationState,
+    OperationType, Tags,
 };
 
 macro_rules! cluster_columns {
@@ -260,15 +261,7 @@ impl Store {
         let operation =
             OperationRecord::insert(&mut tx, id, OperationType::Create, None, Some(&new.spec))
                 .await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            cluster_columns!(),
-            " FROM clusters WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-        let cluster = ClusterRecord::from_row(&row)?;
+        let cluster = read_cluster(&mut tx, id).await?;
         tx.commit().await?;
         Ok(CreateOutcome::Created { cluster, operation })
     }
@@ -363,16 +356,7 @@ impl Store {
         expected_version: Option<&str>,
     ) -> Result<(ClusterRecord, OperationRecord), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            cluster_columns!(),
-            " FROM clusters WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let cluster = ClusterRecord::from_row(&row)?;
+        let cluster = read_cluster(&mut tx, id).await?;
         if let Some(given) = expected_version {
             cluster.check_version(given)?;
         }
@@ -419,15 +403,77 @@ impl Store {
             None,
         )
         .await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            cluster_columns!(),
-            " FROM clusters WHERE id = $1"
-        ))
+        let cluster = read_cluster(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok((cluster, operation))
+    }
+
+    /// Starts a change: checks `expected_version` and that the cluster is ACTIVE with no
+    /// unfinished operation, then in one transaction stores the target spec as the desired
+    /// state, moves the cluster to `state` (UPDATING or REBOOTING_BROKER) and records the
+    /// PENDING operation (source = the spec before, target = the spec after) for the reconciler.
+    pub async fn begin_change(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        operation_type: OperationType,
+        target: &ClusterSpec,
+        state: ClusterState,
+        parameters: ChangeParameters,
+    ) -> Result<(ClusterRecord, OperationRecord), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let cluster = read_cluster(&mut tx, id).await?;
+        cluster.check_version(&expected_version.to_string())?;
+        if !cluster.state.accepts_updates() {
+            return Err(Conflict::WrongState {
+                state: cluster.state,
+                action: "be changed until it is ACTIVE",
+            }
+            .into());
+        }
+        let running = sqlx::query(
+            "SELECT id, operation_type FROM operations WHERE cluster_id = $1 \
+             AND state IN ('PENDING', 'UPDATE_IN_PROGRESS')",
+        )
         .bind(id.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        let cluster = ClusterRecord::from_row(&row)?;
+        if let Some(running) = running {
+            return Err(Conflict::InUse(format!(
+                "operation {} ({}) is still running on this cluster: one change at a time",
+                get_text(&running, "id")?,
+                get_text(&running, "operation_type")?
+            ))
+            .into());
+        }
+        let updated = sqlx::query(
+            "UPDATE clusters SET spec = $1, state = $2, current_version = current_version + 1, \
+             updated_at = $3 WHERE id = $4 AND current_version = $5",
+        )
+        .bind(to_json(target))
+        .bind(state.as_str())
+        .bind(time_text(now()))
+        .bind(id.to_string())
+        .bind(cluster.current_version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(Conflict::VersionMismatch {
+                given: cluster.version_text(),
+                current: "(changed concurrently)".into(),
+            }
+            .into());
+        }
+        let operation = OperationRecord::insert_with(
+            &mut tx,
+            id,
+            operation_type,
+            Some(&cluster.spec),
+            Some(target),
+            parameters,
+        )
+        .await?;
+        let cluster = read_cluster(&mut tx, id).await?;
         tx.commit().await?;
         Ok((cluster, operation))
     }
@@ -561,4 +607,21 @@ fn is_unique_violation_or_name_taken(error: &StoreError) -> bool {
         StoreError::Conflict(Conflict::NameTaken(_)) => true,
         _ => false,
     }
+}
+
+/// The cluster's row, read inside `tx`.
+async fn read_cluster(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: Uuid,
+) -> Result<ClusterRecord, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        cluster_columns!(),
+        " FROM clusters WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    ClusterRecord::from_row(&row)
 }

@@ -9,12 +9,12 @@ use super::{
     get_json, get_opt_json, get_opt_text, get_opt_time, get_text, get_time, get_uuid, now,
     time_text, to_json, Store, StoreError,
 };
-use crate::domain::{ClusterSpec, OperationState, OperationStep, OperationType};
+use crate::domain::{ChangeParameters, ClusterSpec, OperationState, OperationStep, OperationType};
 
 macro_rules! operation_columns {
     () => {
-        "id, cluster_id, operation_type, state, steps, source_spec, target_spec, error, \
-         created_at, started_at, ended_at"
+        "id, cluster_id, operation_type, state, steps, source_spec, target_spec, parameters, \
+         error, created_at, started_at, ended_at"
     };
 }
 
@@ -28,6 +28,8 @@ pub struct OperationRecord {
     pub steps: Vec<OperationStep>,
     pub source_spec: Option<ClusterSpec>,
     pub target_spec: Option<ClusterSpec>,
+    /// How the change is carried out (strategy, brokers); the default where none was stored.
+    pub parameters: ChangeParameters,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -46,6 +48,7 @@ impl OperationRecord {
             steps: get_json(row, "steps")?,
             source_spec: get_opt_json(row, "source_spec")?,
             target_spec: get_opt_json(row, "target_spec")?,
+            parameters: get_opt_json(row, "parameters")?.unwrap_or_default(),
             error: get_opt_text(row, "error")?,
             created_at: get_time(row, "created_at")?,
             started_at: get_opt_time(row, "started_at")?,
@@ -61,6 +64,26 @@ impl OperationRecord {
         source: Option<&ClusterSpec>,
         target: Option<&ClusterSpec>,
     ) -> Result<OperationRecord, StoreError> {
+        Self::insert_with(
+            tx,
+            cluster_id,
+            operation_type,
+            source,
+            target,
+            ChangeParameters::default(),
+        )
+        .await
+    }
+
+    /// [`OperationRecord::insert`] with the parameters of a change.
+    pub(super) async fn insert_with(
+        tx: &mut Transaction<'_, Any>,
+        cluster_id: Uuid,
+        operation_type: OperationType,
+        source: Option<&ClusterSpec>,
+        target: Option<&ClusterSpec>,
+        parameters: ChangeParameters,
+    ) -> Result<OperationRecord, StoreError> {
         let record = OperationRecord {
             id: Uuid::new_v4(),
             cluster_id,
@@ -69,6 +92,7 @@ impl OperationRecord {
             steps: Vec::new(),
             source_spec: source.cloned(),
             target_spec: target.cloned(),
+            parameters,
             error: None,
             created_at: now(),
             started_at: None,
@@ -76,8 +100,8 @@ impl OperationRecord {
         };
         sqlx::query(
             "INSERT INTO operations (id, cluster_id, operation_type, state, steps, source_spec, \
-             target_spec, error, created_at, started_at, ended_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, NULL, NULL)",
+             target_spec, parameters, error, created_at, started_at, ended_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, NULL, NULL)",
         )
         .bind(record.id.to_string())
         .bind(cluster_id.to_string())
@@ -86,6 +110,7 @@ impl OperationRecord {
         .bind(to_json(&record.steps))
         .bind(source.map(to_json))
         .bind(target.map(to_json))
+        .bind(to_json(&record.parameters))
         .bind(time_text(record.created_at))
         .execute(&mut **tx)
         .await?;

@@ -42,6 +42,7 @@ fn build_pod(volume: VolumeSpec) -> (Uuid, Pod, Vec<String>) {
     let owner = owner();
     let broker_type = InstanceType::parse("kafka.m5.large").unwrap().broker_type();
     let builder = BrokerPod {
+        restart_id: None,
         spec: &spec,
         endpoints: &endpoints,
         namespace: NAMESPACE,

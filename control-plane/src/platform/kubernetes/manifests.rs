@@ -272,6 +272,8 @@ pub struct BrokerPod<'a> {
     pub broker_type: &'a BrokerType,
     pub broker_flags: &'a [String],
     pub config: &'a KubernetesPlatformConfig,
+    /// The in-place restart this pod replaces its predecessor for, if any.
+    pub restart_id: Option<&'a str>,
 }
 
 impl BrokerPod<'_> {
@@ -502,6 +504,11 @@ impl BrokerPod<'_> {
                 self.spec.instance_type.clone(),
             ),
         ]));
+        if let (Some(annotations), Some(restart_id)) =
+            (metadata.annotations.as_mut(), self.restart_id)
+        {
+            annotations.insert(RESTART_ID_ANNOTATION.to_string(), restart_id.to_owned());
+        }
         let (affinity, spread) = self.placement();
         let grace = self.config.termination_grace().as_secs();
         Pod {

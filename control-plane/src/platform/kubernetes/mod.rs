@@ -306,6 +306,106 @@ impl KubernetesPlatform {
         Ok(())
     }
 
+    /// Creates the node's objects and its pod (adopting a pod that exists), the pod annotated
+    /// with `restart_id` when it replaces a predecessor in place.
+    async fn create_pod(
+        &self,
+        spec: &NodeSpec,
+        endpoints: &NodeEndpoints,
+        restart_id: Option<&str>,
+    ) -> Result<()> {
+        let (broker_type, flags) = self.validate_node(spec)?;
+        let (cluster_id, broker_id) = (spec.cluster_id, spec.broker_id);
+        let namespace = self.namespace(cluster_id);
+        self.ensure_namespace(cluster_id).await?;
+
+        let configmaps: Api<ConfigMap> = self.api(&namespace);
+        let anchor = manifests::anchor(cluster_id, &namespace, Some((&spec.broker_config, &flags)));
+        let anchor = Self::apply(&configmaps, &names::anchor_name(cluster_id), &anchor).await?;
+        let owner = manifests::owner_reference(&anchor)?;
+
+        if !spec.agent_token.is_empty() {
+            let secrets: Api<Secret> = self.api(&namespace);
+            let secret = manifests::agent_secret(spec, &namespace, &owner);
+            Self::apply(
+                &secrets,
+                &names::secret_name(cluster_id, broker_id),
+                &secret,
+            )
+            .await?;
+        }
+
+        let services: Api<Service> = self.api(&namespace);
+        let headless = manifests::headless_service(cluster_id, &namespace, &owner);
+        Self::apply(
+            &services,
+            &names::headless_service_name(cluster_id),
+            &headless,
+        )
+        .await?;
+        let bootstrap = manifests::bootstrap_service(cluster_id, &namespace, &owner);
+        Self::apply(
+            &services,
+            &names::bootstrap_service_name(cluster_id),
+            &bootstrap,
+        )
+        .await?;
+
+        if spec.volume.is_persistent() {
+            let claims: Api<PersistentVolumeClaim> = self.api(&namespace);
+            let claim = names::claim_name(cluster_id, broker_id);
+            let exists = claims
+                .get_opt(&claim)
+                .await
+                .map_err(kube_error(format!("reading PersistentVolumeClaim {claim}")))?
+                .is_some();
+            if !exists {
+                return Err(PlatformError::NotFound(format!(
+                    "the volume claim {claim} of broker {broker_id} does not exist: ensure_volume first"
+                )));
+            }
+        }
+
+        let pods: Api<Pod> = self.api(&namespace);
+        let pod_name = names::pod_name(cluster_id, broker_id);
+        if let Some(existing) = pods
+            .get_opt(&pod_name)
+            .await
+            .map_err(kube_error(format!("reading Pod {pod_name}")))?
+        {
+            if existing.metadata.deletion_timestamp.is_some() {
+                return Err(PlatformError::InUse(format!(
+                    "pod {pod_name} is still terminating: its replacement waits"
+                )));
+            }
+            let version = existing
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(names::BROKER_VERSION_ANNOTATION));
+            if version != Some(&spec.broker_version) {
+                warn!(pod = %pod_name, ?version, wanted = %spec.broker_version, "adopting a pod of another broker version");
+            }
+            info!(pod = %pod_name, "the node's pod already exists: adopted");
+            return Ok(());
+        }
+        let pod = BrokerPod {
+            spec,
+            endpoints,
+            namespace: &namespace,
+            owner: &owner,
+            broker_type,
+            broker_flags: &flags,
+            config: &self.config,
+            restart_id,
+        }
+        .pod();
+        let created = Self::apply(&pods, &pod_name, &pod).await?;
+        self.unwatched.created(created);
+        info!(pod = %pod_name, version = %spec.broker_version, kafka = %endpoints.kafka, "node pod created");
+        Ok(())
+    }
+
     async fn wait_for_pod_gone(&self, api: &Api<Pod>, name: &str) -> Result<()> {
         let deadline = Instant::now() + self.config.termination_grace() + Duration::from_secs(30);
         loop {
@@ -438,95 +538,50 @@ impl Platform for KubernetesPlatform {
 
     #[instrument(skip_all, fields(cluster_id = %spec.cluster_id, broker_id = spec.broker_id))]
     async fn create_node(&self, spec: &NodeSpec, endpoints: &NodeEndpoints) -> Result<()> {
-        let (broker_type, flags) = self.validate_node(spec)?;
-        let (cluster_id, broker_id) = (spec.cluster_id, spec.broker_id);
-        let namespace = self.namespace(cluster_id);
-        self.ensure_namespace(cluster_id).await?;
+        self.create_pod(spec, endpoints, None).await
+    }
 
-        let configmaps: Api<ConfigMap> = self.api(&namespace);
-        let anchor = manifests::anchor(cluster_id, &namespace, Some((&spec.broker_config, &flags)));
-        let anchor = Self::apply(&configmaps, &names::anchor_name(cluster_id), &anchor).await?;
-        let owner = manifests::owner_reference(&anchor)?;
-
-        if !spec.agent_token.is_empty() {
-            let secrets: Api<Secret> = self.api(&namespace);
-            let secret = manifests::agent_secret(spec, &namespace, &owner);
-            Self::apply(
-                &secrets,
-                &names::secret_name(cluster_id, broker_id),
-                &secret,
-            )
-            .await?;
-        }
-
-        let services: Api<Service> = self.api(&namespace);
-        let headless = manifests::headless_service(cluster_id, &namespace, &owner);
-        Self::apply(
-            &services,
-            &names::headless_service_name(cluster_id),
-            &headless,
-        )
-        .await?;
-        let bootstrap = manifests::bootstrap_service(cluster_id, &namespace, &owner);
-        Self::apply(
-            &services,
-            &names::bootstrap_service_name(cluster_id),
-            &bootstrap,
-        )
-        .await?;
-
-        if spec.volume.is_persistent() {
-            let claims: Api<PersistentVolumeClaim> = self.api(&namespace);
-            let claim = names::claim_name(cluster_id, broker_id);
-            let exists = claims
-                .get_opt(&claim)
-                .await
-                .map_err(kube_error(format!("reading PersistentVolumeClaim {claim}")))?
-                .is_some();
-            if !exists {
-                return Err(PlatformError::NotFound(format!(
-                    "the volume claim {claim} of broker {broker_id} does not exist: ensure_volume first"
-                )));
-            }
-        }
-
+    /// The pod is re-created with the new spec (its version's binary from the agent image, the
+    /// new broker flags); the claim is mounted again. An emptyDir goes with the old pod, so an
+    /// instance-store broker starts empty and re-replicates before the roll moves on.
+    #[instrument(skip_all, fields(cluster_id = %spec.cluster_id, broker_id = spec.broker_id))]
+    async fn restart_node(
+        &self,
+        spec: &NodeSpec,
+        endpoints: &NodeEndpoints,
+        restart_id: &str,
+    ) -> Result<()> {
+        self.validate_node(spec)?;
+        let namespace = self.namespace(spec.cluster_id);
         let pods: Api<Pod> = self.api(&namespace);
-        let pod_name = names::pod_name(cluster_id, broker_id);
+        let name = names::pod_name(spec.cluster_id, spec.broker_id);
         if let Some(existing) = pods
-            .get_opt(&pod_name)
+            .get_opt(&name)
             .await
-            .map_err(kube_error(format!("reading Pod {pod_name}")))?
+            .map_err(kube_error(format!("reading Pod {name}")))?
         {
-            if existing.metadata.deletion_timestamp.is_some() {
-                return Err(PlatformError::InUse(format!(
-                    "pod {pod_name} is still terminating: its replacement waits"
-                )));
-            }
-            let version = existing
+            let restarted_for = existing
                 .metadata
                 .annotations
                 .as_ref()
-                .and_then(|a| a.get(names::BROKER_VERSION_ANNOTATION));
-            if version != Some(&spec.broker_version) {
-                warn!(pod = %pod_name, ?version, wanted = %spec.broker_version, "adopting a pod of another broker version");
+                .and_then(|a| a.get(names::RESTART_ID_ANNOTATION));
+            if existing.metadata.deletion_timestamp.is_none()
+                && restarted_for.map(String::as_str) == Some(restart_id)
+            {
+                info!(pod = %name, restart_id, "restart already carried out");
+                return Ok(());
             }
-            info!(pod = %pod_name, "the node's pod already exists: adopted");
-            return Ok(());
+            let grace =
+                u32::try_from(self.config.termination_grace().as_secs()).unwrap_or(u32::MAX);
+            if delete_if_present(&pods, &name, &DeleteParams::default().grace_period(grace)).await?
+            {
+                info!(pod = %name, restart_id, "node pod deleted for an in-place restart");
+                self.wait_for_pod_gone(&pods, &name).await?;
+            }
+            self.unwatched
+                .deleted(&namespace, &name, &self.pods.state());
         }
-        let pod = BrokerPod {
-            spec,
-            endpoints,
-            namespace: &namespace,
-            owner: &owner,
-            broker_type,
-            broker_flags: &flags,
-            config: &self.config,
-        }
-        .pod();
-        let created = Self::apply(&pods, &pod_name, &pod).await?;
-        self.unwatched.created(created);
-        info!(pod = %pod_name, version = %spec.broker_version, kafka = %endpoints.kafka, "node pod created");
-        Ok(())
+        self.create_pod(spec, endpoints, Some(restart_id)).await
     }
 
     #[instrument(skip_all, fields(%cluster_id, broker_id))]

@@ -20,6 +20,8 @@ pub const BROKER_ID_LABEL: &str = "millrace.dev/broker-id";
 
 /// What the pod records of its spec, for `observe` (labels hold ids; annotations the rest).
 pub const BROKER_VERSION_ANNOTATION: &str = "millrace.dev/broker-version";
+/// The in-place restart a pod was created for (`Platform::restart_node`'s id).
+pub const RESTART_ID_ANNOTATION: &str = "millrace.dev/restart-id";
 pub const ZONE_ANNOTATION: &str = "millrace.dev/zone";
 pub const INSTANCE_TYPE_ANNOTATION: &str = "millrace.dev/instance-type";
 

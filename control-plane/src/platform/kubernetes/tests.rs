@@ -46,6 +46,11 @@ async fn one_namespace_per_cluster() {
 }
 
 #[tokio::test]
+async fn an_in_place_restart_recreates_the_pod_once() {
+    scenario_in_place_restart_recreates_the_pod().await;
+}
+
+#[tokio::test]
 async fn watch_events_drive_observe_and_the_wakeup() {
     scenario_watch_events_drive_observe().await;
 }

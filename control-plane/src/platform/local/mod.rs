@@ -415,37 +415,40 @@ impl Platform for LocalPlatform {
             agents::stop_agent(pid, self.config.stop_timeout).await?;
         }
 
-        let volume = self.volume_dir(cluster_id, broker_id, &spec.volume);
-        if spec.volume.is_persistent() {
-            if !volume.join("volume.json").is_file() {
-                return Err(PlatformError::NotFound(format!(
-                    "the persistent volume of broker {broker_id} does not exist: ensure_volume first"
-                )));
+        self.spawn_node(spec, endpoints, None)
+    }
+
+    async fn restart_node(
+        &self,
+        spec: &NodeSpec,
+        endpoints: &NodeEndpoints,
+        restart_id: &str,
+    ) -> Result<()> {
+        self.validate(spec)?;
+        let (cluster_id, broker_id) = (spec.cluster_id, spec.broker_id);
+        let lock = self.node_lock(cluster_id, broker_id);
+        let _guard = lock.lock().await;
+        let record = self.read_record(cluster_id, broker_id)?;
+        if record
+            .as_ref()
+            .is_some_and(|r| r.restart_id.as_deref() == Some(restart_id))
+        {
+            info!(%cluster_id, broker_id, restart_id, "restart already carried out");
+            return Ok(());
+        }
+        if let Some(pid) = self.live_agent(cluster_id, broker_id, record.as_ref()) {
+            if record.as_ref().is_some_and(|r| r.agent_pid != pid) {
+                // The agent a restart interrupted after its start left behind, not yet recorded.
+                info!(%cluster_id, broker_id, pid, "the restarted node's agent runs: adopted");
+                let mut adopted = self.new_record(spec, endpoints, pid);
+                adopted.restart_id = Some(restart_id.to_owned());
+                let node_dir = self.node_dir(cluster_id, broker_id);
+                return write_json_atomically(&node_dir.join("node.json"), &adopted);
             }
-        } else {
-            std::fs::create_dir_all(&volume)
-                .map_err(PlatformError::io(format!("creating {}", volume.display())))?;
+            info!(%cluster_id, broker_id, pid, version = %spec.broker_version, "stopping the node's agent for an in-place restart");
+            agents::stop_agent(pid, self.config.stop_timeout).await?;
         }
-        std::fs::create_dir_all(&node_dir).map_err(PlatformError::io(format!(
-            "creating {}",
-            node_dir.display()
-        )))?;
-        let mut env = Vec::new();
-        if !spec.agent_token.is_empty() {
-            env.push(("MILLRACE_AGENT_TOKEN".to_string(), spec.agent_token.clone()));
-        }
-        let launch = AgentLaunch {
-            program: self.config.bin_dir.join(AGENT_EXECUTABLE),
-            args: self.agent_args(spec, endpoints, &volume)?,
-            env,
-            log_path: node_dir.join("agent.log"),
-            working_dir: node_dir.clone(),
-        };
-        let pid = agents::spawn_agent(&launch)?;
-        let record = self.new_record(spec, endpoints, pid);
-        write_json_atomically(&node_dir.join("node.json"), &record)?;
-        info!(%cluster_id, broker_id, pid, version = %spec.broker_version, kafka = %endpoints.kafka, "node started");
-        Ok(())
+        self.spawn_node(spec, endpoints, Some(restart_id))
     }
 
     async fn delete_node(&self, cluster_id: Uuid, broker_id: i32) -> Result<()> {
@@ -550,6 +553,49 @@ impl Platform for LocalPlatform {
 }
 
 impl LocalPlatform {
+    /// Starts the node's agent over its volume (kept when it exists) and records it.
+    fn spawn_node(
+        &self,
+        spec: &NodeSpec,
+        endpoints: &NodeEndpoints,
+        restart_id: Option<&str>,
+    ) -> Result<()> {
+        let (cluster_id, broker_id) = (spec.cluster_id, spec.broker_id);
+        let node_dir = self.node_dir(cluster_id, broker_id);
+        let volume = self.volume_dir(cluster_id, broker_id, &spec.volume);
+        if spec.volume.is_persistent() {
+            if !volume.join("volume.json").is_file() {
+                return Err(PlatformError::NotFound(format!(
+                    "the persistent volume of broker {broker_id} does not exist: ensure_volume first"
+                )));
+            }
+        } else {
+            std::fs::create_dir_all(&volume)
+                .map_err(PlatformError::io(format!("creating {}", volume.display())))?;
+        }
+        std::fs::create_dir_all(&node_dir).map_err(PlatformError::io(format!(
+            "creating {}",
+            node_dir.display()
+        )))?;
+        let mut env = Vec::new();
+        if !spec.agent_token.is_empty() {
+            env.push(("MILLRACE_AGENT_TOKEN".to_string(), spec.agent_token.clone()));
+        }
+        let launch = AgentLaunch {
+            program: self.config.bin_dir.join(AGENT_EXECUTABLE),
+            args: self.agent_args(spec, endpoints, &volume)?,
+            env,
+            log_path: node_dir.join("agent.log"),
+            working_dir: node_dir.clone(),
+        };
+        let pid = agents::spawn_agent(&launch)?;
+        let mut record = self.new_record(spec, endpoints, pid);
+        record.restart_id = restart_id.map(str::to_owned);
+        write_json_atomically(&node_dir.join("node.json"), &record)?;
+        info!(%cluster_id, broker_id, pid, version = %spec.broker_version, kafka = %endpoints.kafka, "node started");
+        Ok(())
+    }
+
     fn new_record(&self, spec: &NodeSpec, endpoints: &NodeEndpoints, pid: u32) -> NodeRecord {
         NodeRecord {
             cluster_id: spec.cluster_id,
@@ -563,6 +609,7 @@ impl LocalPlatform {
             zone: spec.zone.clone(),
             broker_version: spec.broker_version.clone(),
             instance_type: spec.instance_type.clone(),
+            restart_id: None,
         }
     }
 }

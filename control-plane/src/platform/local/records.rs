@@ -21,6 +21,10 @@ pub struct NodeRecord {
     pub zone: String,
     pub broker_version: String,
     pub instance_type: String,
+    /// The last in-place restart carried out on this node (`Platform::restart_node`'s id), so
+    /// that a restart repeated after a control-plane crash does not restart the broker twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_id: Option<String>,
 }
 
 /// Recorded next to a persistent volume.

@@ -2,9 +2,11 @@
 //! recorded of its nodes, and what the platform observes -> the one next step. Pure: no I/O, no
 //! clock; the executor owns effects and time (e.g. the wait for brokers times out there).
 
+mod change;
+
 use std::collections::BTreeMap;
 
-use crate::domain::{ClusterState, OperationType};
+use crate::domain::{ClusterState, OperationType, StepKind};
 use crate::platform::{NodePhase, ObservedNode};
 use crate::store::{ClusterRecord, NodeRecord, OperationRecord};
 
@@ -48,6 +50,23 @@ pub enum Step {
     DeleteVolumes,
     /// Remove what is left on the platform and the cluster's rows.
     ForgetCluster,
+    /// Ask the broker whether stopping it takes any partition below min.insync.replicas;
+    /// wait while it does.
+    CheckCanStop(i32),
+    /// Move the broker's leaderships away (controlled shutdown).
+    DrainBroker(i32),
+    /// Restart the broker in place with the target version and configuration.
+    RestartBroker(i32),
+    /// Restart every broker at once (the downtime strategy).
+    RestartAllBrokers,
+    /// Wait until the broker (every broker: None) is back and every partition fully in sync.
+    WaitInSync(Option<i32>),
+    /// Give the preferred replicas their leaderships back (after the broker's restart).
+    ElectPreferredLeaders(Option<i32>),
+    /// Grow the broker's persistent volume to the target size.
+    GrowVolume(i32),
+    /// The change is carried out: the cluster is ACTIVE again.
+    FinishChange,
     /// The operation cannot go on.
     Fail { reason: String },
     /// Nothing to do.
@@ -55,6 +74,30 @@ pub enum Step {
 }
 
 impl Step {
+    /// What the step is and which broker it is about, as recorded on its operation.
+    pub fn kind(&self) -> (StepKind, Option<i32>) {
+        match self {
+            Step::AllocateNodes => (StepKind::AllocateNodes, None),
+            Step::EnsureVolume(b) => (StepKind::EnsureVolume, Some(*b)),
+            Step::CreateNode(b) => (StepKind::CreateNode, Some(*b)),
+            Step::WaitForBrokers => (StepKind::WaitForBrokers, None),
+            Step::MarkActive { .. } => (StepKind::MarkActive, None),
+            Step::ReplaceNode(b) => (StepKind::ReplaceNode, Some(*b)),
+            Step::DeleteNodes => (StepKind::DeleteNodes, None),
+            Step::DeleteVolumes => (StepKind::DeleteVolumes, None),
+            Step::ForgetCluster => (StepKind::ForgetCluster, None),
+            Step::CheckCanStop(b) => (StepKind::CheckCanStop, Some(*b)),
+            Step::DrainBroker(b) => (StepKind::DrainBroker, Some(*b)),
+            Step::RestartBroker(b) => (StepKind::RestartBroker, Some(*b)),
+            Step::RestartAllBrokers => (StepKind::RestartAllBrokers, None),
+            Step::WaitInSync(b) => (StepKind::WaitInSync, *b),
+            Step::ElectPreferredLeaders(b) => (StepKind::ElectPreferredLeaders, *b),
+            Step::GrowVolume(b) => (StepKind::GrowVolume, Some(*b)),
+            Step::FinishChange => (StepKind::FinishChange, None),
+            Step::Fail { .. } | Step::Nothing => (StepKind::Fail, None),
+        }
+    }
+
     /// The name the step is recorded under on its operation.
     pub fn name(&self) -> String {
         match self {
@@ -67,6 +110,18 @@ impl Step {
             Step::DeleteNodes => "DeleteNodes".into(),
             Step::DeleteVolumes => "DeleteVolumes".into(),
             Step::ForgetCluster => "ForgetCluster".into(),
+            Step::CheckCanStop(broker) => format!("CheckCanStop broker {broker}"),
+            Step::DrainBroker(broker) => format!("DrainBroker broker {broker}"),
+            Step::RestartBroker(broker) => format!("RestartBroker broker {broker}"),
+            Step::RestartAllBrokers => "RestartAllBrokers".into(),
+            Step::WaitInSync(Some(broker)) => format!("WaitInSync broker {broker}"),
+            Step::WaitInSync(None) => "WaitInSync".into(),
+            Step::ElectPreferredLeaders(Some(broker)) => {
+                format!("ElectPreferredLeaders broker {broker}")
+            }
+            Step::ElectPreferredLeaders(None) => "ElectPreferredLeaders".into(),
+            Step::GrowVolume(broker) => format!("GrowVolume broker {broker}"),
+            Step::FinishChange => "FinishChange".into(),
             Step::Fail { .. } => "Fail".into(),
             Step::Nothing => "Nothing".into(),
         }
@@ -76,14 +131,16 @@ impl Step {
 /// Decides the next step for `desired`.
 ///
 /// `operation` is the cluster's oldest unfinished operation, `observed` what the platform sees,
-/// `nodes` what the store recorded. A node is created only when the platform does not observe
-/// it, so repeating a plan after a crash never duplicates one (and the platform adopts an agent
-/// it finds running anyway).
+/// `nodes` what the store recorded, `controller` the broker that is the active controller (when
+/// the brokers said; a roll restarts it last). A node is created only when the platform does
+/// not observe it, so repeating a plan after a crash never duplicates one (and the platform
+/// adopts an agent it finds running anyway).
 pub fn plan(
     desired: &ClusterRecord,
     operation: Option<&OperationRecord>,
     observed: &[ObservedNode],
     nodes: &[NodeRecord],
+    controller: Option<i32>,
 ) -> Step {
     match desired.state {
         ClusterState::Deleting => plan_delete(observed, nodes),
@@ -103,9 +160,13 @@ pub fn plan(
             },
             _ => first_broken_node(observed, nodes).map_or(Step::Nothing, Step::ReplaceNode),
         },
-        ClusterState::Failed | ClusterState::Updating | ClusterState::RebootingBroker => {
-            Step::Nothing
-        }
+        ClusterState::Updating | ClusterState::RebootingBroker => match operation {
+            Some(op) => change::plan_change(desired, op, observed, nodes, controller),
+            None => Step::Fail {
+                reason: format!("the cluster is {} without an operation", desired.state),
+            },
+        },
+        ClusterState::Failed => Step::Nothing,
     }
 }
 

@@ -48,6 +48,7 @@ fn operation(kind: OperationType) -> OperationRecord {
         steps: Vec::new(),
         source_spec: None,
         target_spec: None,
+        parameters: Default::default(),
         error: None,
         created_at: Utc::now(),
         started_at: None,
@@ -100,10 +101,16 @@ fn ready_nodes(n: i32, state: &str) -> Vec<NodeRecord> {
 fn a_new_cluster_allocates_its_nodes_first() {
     let desired = cluster(ClusterState::Creating, 3);
     let op = operation(OperationType::Create);
-    assert_eq!(plan(&desired, Some(&op), &[], &[]), Step::AllocateNodes);
+    assert_eq!(
+        plan(&desired, Some(&op), &[], &[], None),
+        Step::AllocateNodes
+    );
     // A partial allocation (crash in the middle) is completed, not duplicated.
     let one = vec![node(1, node_state::PROVISIONING, false)];
-    assert_eq!(plan(&desired, Some(&op), &[], &one), Step::AllocateNodes);
+    assert_eq!(
+        plan(&desired, Some(&op), &[], &one, None),
+        Step::AllocateNodes
+    );
 }
 
 #[test]
@@ -116,12 +123,15 @@ fn volumes_come_before_nodes_in_broker_order() {
         node(3, node_state::PROVISIONING, false),
     ];
     assert_eq!(
-        plan(&desired, Some(&op), &[], &nodes),
+        plan(&desired, Some(&op), &[], &nodes, None),
         Step::EnsureVolume(2)
     );
     nodes[1] = node(2, node_state::VOLUME_READY, true);
     nodes[2] = node(3, node_state::VOLUME_READY, true);
-    assert_eq!(plan(&desired, Some(&op), &[], &nodes), Step::CreateNode(1));
+    assert_eq!(
+        plan(&desired, Some(&op), &[], &nodes, None),
+        Step::CreateNode(1)
+    );
 }
 
 #[test]
@@ -132,7 +142,7 @@ fn observed_nodes_are_not_created_again() {
     let nodes = ready_nodes(3, node_state::VOLUME_READY);
     let observed = vec![seen(1, NodePhase::Starting)];
     assert_eq!(
-        plan(&desired, Some(&op), &observed, &nodes),
+        plan(&desired, Some(&op), &observed, &nodes, None),
         Step::CreateNode(2)
     );
 }
@@ -148,13 +158,13 @@ fn the_cluster_waits_until_every_broker_is_ready() {
         seen(3, NodePhase::Starting),
     ];
     assert_eq!(
-        plan(&desired, Some(&op), &observed, &nodes),
+        plan(&desired, Some(&op), &observed, &nodes, None),
         Step::WaitForBrokers
     );
     observed[1].phase = NodePhase::Running;
     observed[2].phase = NodePhase::Running;
     assert_eq!(
-        plan(&desired, Some(&op), &observed, &nodes),
+        plan(&desired, Some(&op), &observed, &nodes, None),
         Step::MarkActive {
             bootstrap: "127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003".into()
         }
@@ -172,7 +182,7 @@ fn a_node_failing_during_create_is_replaced() {
         seen(3, NodePhase::Running),
     ];
     assert_eq!(
-        plan(&desired, Some(&op), &observed, &nodes),
+        plan(&desired, Some(&op), &observed, &nodes, None),
         Step::ReplaceNode(2)
     );
 }
@@ -182,11 +192,14 @@ fn a_healthy_active_cluster_needs_nothing() {
     let desired = cluster(ClusterState::Active, 3);
     let nodes = ready_nodes(3, node_state::RUNNING);
     let observed: Vec<_> = (1..=3).map(|id| seen(id, NodePhase::Running)).collect();
-    assert_eq!(plan(&desired, None, &observed, &nodes), Step::Nothing);
+    assert_eq!(plan(&desired, None, &observed, &nodes, None), Step::Nothing);
     // A broker the agent is restarting is the agent's business, not a replacement.
     let mut restarting = observed.clone();
     restarting[0].phase = NodePhase::Starting;
-    assert_eq!(plan(&desired, None, &restarting, &nodes), Step::Nothing);
+    assert_eq!(
+        plan(&desired, None, &restarting, &nodes, None),
+        Step::Nothing
+    );
 }
 
 #[test]
@@ -198,10 +211,13 @@ fn a_dead_or_vanished_node_of_an_active_cluster_is_healed() {
         seen(2, NodePhase::Running),
         seen(3, NodePhase::Failed("the node's agent is gone".into())),
     ];
-    assert_eq!(plan(&desired, None, &failed, &nodes), Step::ReplaceNode(3));
+    assert_eq!(
+        plan(&desired, None, &failed, &nodes, None),
+        Step::ReplaceNode(3)
+    );
     let vanished = vec![seen(2, NodePhase::Running), seen(3, NodePhase::Running)];
     assert_eq!(
-        plan(&desired, None, &vanished, &nodes),
+        plan(&desired, None, &vanished, &nodes, None),
         Step::ReplaceNode(1)
     );
 }
@@ -214,17 +230,17 @@ fn healing_ends_when_the_replacement_is_ready() {
     let mut observed: Vec<_> = (1..=3).map(|id| seen(id, NodePhase::Running)).collect();
     observed[2].phase = NodePhase::Pending;
     assert_eq!(
-        plan(&desired, Some(&op), &observed, &nodes),
+        plan(&desired, Some(&op), &observed, &nodes, None),
         Step::WaitForBrokers
     );
     observed[2].phase = NodePhase::Running;
     assert!(matches!(
-        plan(&desired, Some(&op), &observed, &nodes),
+        plan(&desired, Some(&op), &observed, &nodes, None),
         Step::MarkActive { .. }
     ));
     // Healing never allocates new brokers.
     assert!(matches!(
-        plan(&desired, Some(&op), &observed, &nodes[..2]),
+        plan(&desired, Some(&op), &observed, &nodes[..2], None),
         Step::Fail { .. }
     ));
 }
@@ -236,24 +252,30 @@ fn delete_stops_nodes_then_volumes_then_forgets() {
     let nodes = ready_nodes(3, node_state::RUNNING);
     let observed = vec![seen(1, NodePhase::Running)];
     assert_eq!(
-        plan(&desired, Some(&op), &observed, &nodes),
+        plan(&desired, Some(&op), &observed, &nodes, None),
         Step::DeleteNodes
     );
     let stopped = ready_nodes(3, node_state::STOPPED);
     assert_eq!(
-        plan(&desired, Some(&op), &[], &stopped),
+        plan(&desired, Some(&op), &[], &stopped, None),
         Step::DeleteVolumes
     );
     let gone = ready_nodes(3, node_state::VOLUME_DELETED);
-    assert_eq!(plan(&desired, Some(&op), &[], &gone), Step::ForgetCluster);
+    assert_eq!(
+        plan(&desired, Some(&op), &[], &gone, None),
+        Step::ForgetCluster
+    );
     // Nothing was ever created (a create abandoned at once).
-    assert_eq!(plan(&desired, Some(&op), &[], &[]), Step::ForgetCluster);
+    assert_eq!(
+        plan(&desired, Some(&op), &[], &[], None),
+        Step::ForgetCluster
+    );
 }
 
 #[test]
 fn failed_clusters_are_left_alone_until_deleted() {
     let desired = cluster(ClusterState::Failed, 3);
-    assert_eq!(plan(&desired, None, &[], &[]), Step::Nothing);
+    assert_eq!(plan(&desired, None, &[], &[], None), Step::Nothing);
 }
 
 #[test]
@@ -261,7 +283,224 @@ fn operations_this_release_cannot_carry_out_fail_clearly() {
     let desired = cluster(ClusterState::Active, 3);
     let op = operation(OperationType::UpdateBrokerCount);
     assert!(matches!(
-        plan(&desired, Some(&op), &[], &[]),
+        plan(&desired, Some(&op), &[], &[], None),
         Step::Fail { reason } if reason.contains("UPDATE_BROKER_COUNT")
     ));
+}
+
+/// An UPDATING cluster whose spec is the target of an operation of `kind` from `source`.
+fn changing(kind: OperationType, source_version: &str) -> (ClusterRecord, OperationRecord) {
+    let desired = cluster(ClusterState::Updating, 3);
+    let mut op = operation(kind);
+    let mut source = desired.spec.clone();
+    source.kafka_version = serde_json::from_value(serde_json::json!(source_version)).unwrap();
+    op.source_spec = Some(source);
+    op.target_spec = Some(desired.spec.clone());
+    (desired, op)
+}
+
+fn nodes_on(version: &str) -> Vec<NodeRecord> {
+    (1..=3)
+        .map(|id| {
+            let mut node = node(id, node_state::RUNNING, true);
+            node.version = version.into();
+            node
+        })
+        .collect()
+}
+
+fn all_running() -> Vec<ObservedNode> {
+    (1..=3).map(|id| seen(id, NodePhase::Running)).collect()
+}
+
+/// Marks `step` complete on the operation, as the executor records it.
+fn done(op: &mut OperationRecord, step: Step) {
+    let (kind, broker_id) = step.kind();
+    let mut recorded = crate::domain::OperationStep::pending(step.name());
+    recorded.kind = Some(kind);
+    recorded.broker_id = broker_id;
+    recorded.status = crate::domain::StepStatus::Complete;
+    op.steps.push(recorded);
+}
+
+fn roll_broker(op: &mut OperationRecord, broker: i32) {
+    for step in [
+        Step::CheckCanStop(broker),
+        Step::DrainBroker(broker),
+        Step::RestartBroker(broker),
+        Step::WaitInSync(Some(broker)),
+        Step::ElectPreferredLeaders(Some(broker)),
+    ] {
+        done(op, step);
+    }
+}
+
+#[test]
+fn an_in_place_upgrade_rolls_one_broker_at_a_time_through_every_check() {
+    let (desired, mut op) = changing(OperationType::UpdateClusterKafkaVersion, "millrace-old");
+    let nodes = nodes_on("millrace-old");
+    let observed = all_running();
+    let mut expected = Vec::new();
+    // Broker 2 is the active controller: rolled last.
+    for _ in 0..15 {
+        let step = plan(&desired, Some(&op), &observed, &nodes, Some(2));
+        if step == Step::FinishChange {
+            break;
+        }
+        expected.push(step.clone());
+        done(&mut op, step);
+    }
+    let order: Vec<Step> = [1, 3, 2]
+        .into_iter()
+        .flat_map(|b| {
+            [
+                Step::CheckCanStop(b),
+                Step::DrainBroker(b),
+                Step::RestartBroker(b),
+                Step::WaitInSync(Some(b)),
+                Step::ElectPreferredLeaders(Some(b)),
+            ]
+        })
+        .collect();
+    assert_eq!(expected, order);
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, Some(2)),
+        Step::FinishChange
+    );
+}
+
+#[test]
+fn a_roll_resumes_at_the_step_it_was_at_and_never_repeats_a_finished_one() {
+    let (desired, mut op) = changing(OperationType::UpdateClusterKafkaVersion, "millrace-old");
+    let mut nodes = nodes_on("millrace-old");
+    roll_broker(&mut op, 1);
+    nodes[0].version = desired.spec.kafka_version.to_string();
+    done(&mut op, Step::CheckCanStop(3));
+    done(&mut op, Step::DrainBroker(3));
+    done(&mut op, Step::RestartBroker(3));
+    // The control plane died here; after its restart the controller moved to broker 3.
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, Some(3)),
+        Step::WaitInSync(Some(3))
+    );
+}
+
+#[test]
+fn unready_brokers_roll_first_and_a_retry_skips_brokers_already_upgraded() {
+    let (desired, op) = changing(OperationType::UpdateClusterKafkaVersion, "millrace-old");
+    let mut nodes = nodes_on("millrace-old");
+    let mut observed = all_running();
+    observed[2].phase = NodePhase::Starting;
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, Some(1)),
+        Step::CheckCanStop(3)
+    );
+    // A new operation after a failed one: brokers 1 and 2 already run the target.
+    nodes[0].version = desired.spec.kafka_version.to_string();
+    nodes[1].version = desired.spec.kafka_version.to_string();
+    let mut op = op;
+    roll_broker(&mut op, 3);
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, None),
+        Step::FinishChange
+    );
+}
+
+#[test]
+fn a_reboot_restarts_only_its_broker_and_a_configuration_change_every_broker() {
+    let mut desired = cluster(ClusterState::RebootingBroker, 3);
+    let mut op = operation(OperationType::RebootNode);
+    op.parameters.broker_ids = vec![2];
+    let nodes = ready_nodes(3, node_state::RUNNING);
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, Some(2)),
+        Step::CheckCanStop(2)
+    );
+    roll_broker(&mut op, 2);
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, Some(2)),
+        Step::FinishChange
+    );
+    desired.state = ClusterState::Updating;
+    let op = operation(OperationType::UpdateClusterConfiguration);
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, None),
+        Step::CheckCanStop(1)
+    );
+}
+
+#[test]
+fn a_node_failing_during_a_roll_is_replaced_but_not_the_one_being_restarted() {
+    let (desired, mut op) = changing(OperationType::UpdateClusterKafkaVersion, "millrace-old");
+    let nodes = nodes_on("millrace-old");
+    done(&mut op, Step::CheckCanStop(1));
+    done(&mut op, Step::DrainBroker(1));
+    done(&mut op, Step::RestartBroker(1));
+    // Broker 1's new pod is not seen yet: the roll waits for it.
+    let observed = vec![seen(2, NodePhase::Running), seen(3, NodePhase::Running)];
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, None),
+        Step::WaitInSync(Some(1))
+    );
+    let observed = vec![
+        seen(1, NodePhase::Starting),
+        seen(2, NodePhase::Failed("gone".into())),
+        seen(3, NodePhase::Running),
+    ];
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, None),
+        Step::ReplaceNode(2)
+    );
+}
+
+#[test]
+fn a_downtime_upgrade_restarts_everything_at_once() {
+    let (desired, mut op) = changing(OperationType::UpdateClusterKafkaVersion, "millrace-old");
+    op.parameters.upgrade_strategy = crate::domain::UpgradeStrategy::Downtime;
+    let nodes = nodes_on("millrace-old");
+    let mut steps = Vec::new();
+    loop {
+        let step = plan(&desired, Some(&op), &all_running(), &nodes, None);
+        if step == Step::FinishChange {
+            break;
+        }
+        steps.push(step.clone());
+        done(&mut op, step);
+    }
+    assert_eq!(
+        steps,
+        vec![
+            Step::RestartAllBrokers,
+            Step::WaitInSync(None),
+            Step::ElectPreferredLeaders(None)
+        ]
+    );
+}
+
+#[test]
+fn storage_grows_broker_by_broker_without_restarts() {
+    let mut desired = cluster(ClusterState::Updating, 3);
+    desired.spec.broker_node_group.storage = StorageInfo::Ebs {
+        volume_size: VolumeSize::parse(20).unwrap(),
+        provisioned_throughput: None,
+    };
+    let mut op = operation(OperationType::UpdateBrokerStorage);
+    let mut nodes = ready_nodes(3, node_state::RUNNING);
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, None),
+        Step::GrowVolume(1)
+    );
+    nodes[0].volume.size_gib = Some(20);
+    done(&mut op, Step::GrowVolume(1));
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, None),
+        Step::GrowVolume(2)
+    );
+    for node in &mut nodes {
+        node.volume.size_gib = Some(20);
+    }
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, None),
+        Step::FinishChange
+    );
 }

@@ -238,5 +238,6 @@ pub(crate) async fn run_all_scenarios() -> Vec<RecordedRequest> {
     all.extend(scenario_deletes().await);
     all.extend(scenario_namespace_per_cluster().await);
     all.extend(scenario_watch_events_drive_observe().await);
+    all.extend(scenario_in_place_restart_recreates_the_pod().await);
     all
 }

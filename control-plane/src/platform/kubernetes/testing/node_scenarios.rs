@@ -298,3 +298,90 @@ pub(crate) async fn scenario_create_adopts_a_running_pod() -> Vec<RecordedReques
     server.expect_no_more();
     server.recorded()
 }
+
+/// An in-place restart for an upgrade: the running pod is deleted (with the broker's grace) and
+/// re-created with the new version and the restart's id, mounting the same claim; the node's
+/// token stays. Repeated with the same id (a control plane that crashed after it), nothing
+/// happens: the broker is not restarted twice.
+pub(crate) async fn scenario_in_place_restart_recreates_the_pod() -> Vec<RecordedRequest> {
+    let (platform, mut server) = platform();
+    let cluster = Uuid::new_v4();
+    let paths = Paths::new(cluster);
+    let mut spec = node_spec(cluster, 3, VolumeSpec::Persistent { size_gib: 50 });
+    spec.broker_version = "millrace-0.2.0".into();
+    let endpoints = endpoints(&platform, cluster, 3).await;
+    let restart_id = "op-1/broker-3";
+
+    let api = async {
+        server
+            .expect(Method::GET, &paths.pod(3))
+            .await
+            .respond(200, &stored_pod(cluster, 3, "400", running_ready_status()));
+        let delete = server.expect(Method::DELETE, &paths.pod(3)).await;
+        let options: Value = delete.json();
+        assert_eq!(options["gracePeriodSeconds"], json!(60));
+        let mut terminating = stored_pod(cluster, 3, "401", running_ready_status());
+        terminating["metadata"]["deletionTimestamp"] = json!("2026-12-02T18:10:00Z");
+        delete.respond(200, &terminating);
+        server
+            .expect(Method::GET, &paths.pod(3))
+            .await
+            .respond_not_found("pods", "x");
+        expect_apply::<ConfigMap>(&mut server, &paths.anchor(), 200).await;
+        expect_apply::<Secret>(&mut server, &paths.secret(3), 200).await;
+        expect_apply::<Service>(&mut server, &paths.headless(), 200).await;
+        expect_apply::<Service>(&mut server, &paths.bootstrap(), 200).await;
+        server
+            .expect(Method::GET, &paths.claim(3))
+            .await
+            .respond(200, &stored_claim(cluster, 3, "50Gi", "fast-ssd"));
+        server
+            .expect(Method::GET, &paths.pod(3))
+            .await
+            .respond_not_found("pods", "x");
+        let request = server.expect(Method::PATCH, &paths.pod(3)).await;
+        let pod: Pod = request.json();
+        let mut stored: Value = request.json();
+        request.respond_with_stored(201);
+        let annotations = pod.metadata.annotations.expect("annotations");
+        assert_eq!(
+            annotations[names::BROKER_VERSION_ANNOTATION],
+            "millrace-0.2.0"
+        );
+        assert_eq!(annotations[names::RESTART_ID_ANNOTATION], restart_id);
+        let pod_spec = pod.spec.expect("pod spec");
+        let args = pod_spec.containers[0].args.clone().unwrap_or_default();
+        assert!(
+            args.iter().any(|a| a.contains("millrace-0.2.0")),
+            "the agent runs the new version: {args:?}"
+        );
+        assert_eq!(
+            pod_spec.volumes.unwrap()[0]
+                .persistent_volume_claim
+                .as_ref()
+                .unwrap()
+                .claim_name,
+            names::claim_name(cluster, 3),
+            "the restarted pod mounts the same claim"
+        );
+        stored["status"] = running_ready_status();
+        (server, stored)
+    };
+    let (restarted, (mut server, stored)) =
+        tokio::join!(platform.restart_node(&spec, &endpoints, restart_id), api);
+    restarted.expect("restart_node");
+    server.expect_no_more();
+
+    let api = async {
+        server
+            .expect(Method::GET, &paths.pod(3))
+            .await
+            .respond(200, &stored);
+        server
+    };
+    let (again, mut server) =
+        tokio::join!(platform.restart_node(&spec, &endpoints, restart_id), api);
+    again.expect("a repeated restart is a no-op");
+    server.expect_no_more();
+    server.recorded()
+}

@@ -1,0 +1,182 @@
+//! The two Kafka requests the control plane sends, one connection per request (they are rare):
+//! Metadata v9 (all topics) and ElectLeaders v1 (preferred, every partition).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ElectLeadersRequest, ElectLeadersResponse, MetadataRequest, MetadataResponse,
+    RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::BrokerError;
+
+/// Metadata of a large cluster fits many times over.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+const METADATA_VERSION: i16 = 9;
+const ELECT_LEADERS_VERSION: i16 = 1;
+const PREFERRED_ELECTION: i8 = 0;
+
+/// One partition as the metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// The cluster's metadata as one broker serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    /// The active controller (the metadata quorum's leader), when there is one.
+    pub controller_id: Option<i32>,
+    /// Registered, unfenced brokers and their Kafka listeners.
+    pub broker_addresses: BTreeMap<i32, String>,
+    pub partitions: Vec<PartitionView>,
+}
+
+pub async fn metadata(address: &str, timeout: Duration) -> Result<ClusterView, BrokerError> {
+    let request = MetadataRequest::default()
+        .with_topics(None)
+        .with_allow_auto_topic_creation(false);
+    let response: MetadataResponse = call(
+        address,
+        ApiKey::Metadata,
+        METADATA_VERSION,
+        &request,
+        timeout,
+    )
+    .await?;
+    let broker_addresses = response
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    let mut partitions = Vec::new();
+    for topic in &response.topics {
+        let Some(name) = &topic.name else { continue };
+        for partition in &topic.partitions {
+            partitions.push(PartitionView {
+                topic: name.to_string(),
+                partition: partition.partition_index,
+                leader: partition.leader_id.0,
+                replicas: partition.replica_nodes.iter().map(|b| b.0).collect(),
+                isr: partition.isr_nodes.iter().map(|b| b.0).collect(),
+            });
+        }
+    }
+    Ok(ClusterView {
+        controller_id: (response.controller_id.0 >= 0).then_some(response.controller_id.0),
+        broker_addresses,
+        partitions,
+    })
+}
+
+/// Returns how many partitions got their preferred leader back.
+pub async fn elect_preferred_leaders(
+    address: &str,
+    timeout: Duration,
+) -> Result<usize, BrokerError> {
+    let request = ElectLeadersRequest::default()
+        .with_election_type(PREFERRED_ELECTION)
+        .with_topic_partitions(None)
+        .with_timeout_ms(timeout.as_millis() as i32);
+    let response: ElectLeadersResponse = call(
+        address,
+        ApiKey::ElectLeaders,
+        ELECT_LEADERS_VERSION,
+        &request,
+        timeout,
+    )
+    .await?;
+    if response.error_code != 0 {
+        return Err(BrokerError::Protocol {
+            address: address.to_owned(),
+            message: format!("ElectLeaders answered error code {}", response.error_code),
+        });
+    }
+    Ok(response
+        .replica_election_results
+        .iter()
+        .flat_map(|topic| &topic.partition_result)
+        .filter(|p| p.error_code == 0)
+        .count())
+}
+
+async fn call<Req, Resp>(
+    address: &str,
+    key: ApiKey,
+    version: i16,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Resp, BrokerError>
+where
+    Req: Encodable,
+    Resp: Decodable + HeaderVersion,
+{
+    let protocol = |message: String| BrokerError::Protocol {
+        address: address.to_owned(),
+        message,
+    };
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("millrace-control-plane")))
+        .encode(&mut body, key.request_header_version(version))
+        .map_err(|e| protocol(format!("encoding the {key:?} header: {e}")))?;
+    request
+        .encode(&mut body, version)
+        .map_err(|e| protocol(format!("encoding {key:?}: {e}")))?;
+    let mut frame = BytesMut::with_capacity(body.len() + 4);
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    let exchange = async {
+        let mut stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        stream.write_all(&frame).await?;
+        let length = stream.read_i32().await?;
+        if length < 0 || length as usize > MAX_RESPONSE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "response of {length} bytes is out of bounds"
+            )));
+        }
+        let mut response = vec![0u8; length as usize];
+        stream.read_exact(&mut response).await?;
+        Ok(Bytes::from(response))
+    };
+    let mut response = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| BrokerError::Unreachable {
+            address: address.to_owned(),
+            message: format!("{key:?} timed out after {timeout:?}"),
+        })?
+        .map_err(|e| BrokerError::Unreachable {
+            address: address.to_owned(),
+            message: format!("{key:?}: {e}"),
+        })?;
+    let header = ResponseHeader::decode(&mut response, Resp::header_version(version))
+        .map_err(|e| protocol(format!("decoding the {key:?} response header: {e}")))?;
+    if header.correlation_id != 1 {
+        return Err(protocol(format!(
+            "response for correlation id {}",
+            header.correlation_id
+        )));
+    }
+    let decoded = Resp::decode(&mut response, version)
+        .map_err(|e| protocol(format!("decoding the {key:?} response: {e}")))?;
+    if response.has_remaining() {
+        return Err(protocol(format!(
+            "{} bytes left after the {key:?} response",
+            response.remaining()
+        )));
+    }
+    Ok(decoded)
+}

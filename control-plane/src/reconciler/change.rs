@@ -1,0 +1,308 @@
+//! Carrying out the steps of a change (see `plan/change.rs` for their order): each asks the
+//! brokers or the platform, records what it saw on the operation, and either completes or waits.
+//! A wait is bounded by [`super::ReconcilerConfig::roll_step_timeout`]; past it the operation
+//! fails with the reason it waited for, and the cluster returns to ACTIVE, serving.
+
+use chrono::Utc;
+use tracing::info;
+
+use super::execute::{node_of, node_volume, volume_spec, Outcome, Pass};
+use super::plan::{node_state, Step};
+use super::{ReconcileError, Reconciler};
+use crate::brokers::CanStop;
+use crate::domain::{ClusterState, OperationState, StepStatus};
+use crate::platform::{NodePhase, ObservedNode, PlatformError};
+use crate::store::NodeRecord;
+
+impl Reconciler {
+    /// The active controller's broker id, as the brokers see it; None when none answers (the
+    /// roll then takes brokers in id order).
+    pub(super) async fn active_controller(&self, observed: &[ObservedNode]) -> Option<i32> {
+        let bootstrap = serving(observed);
+        self.brokers
+            .cluster_view(&bootstrap)
+            .await
+            .ok()
+            .and_then(|view| view.controller_id)
+    }
+
+    pub(super) async fn perform_change(
+        &self,
+        pass: &mut Pass,
+        step: &Step,
+        nodes: &[NodeRecord],
+        observed: &[ObservedNode],
+    ) -> Result<Outcome, ReconcileError> {
+        self.begin(pass, step).await?;
+        match step {
+            Step::CheckCanStop(broker_id) => {
+                let Some(node) = running(observed, *broker_id) else {
+                    let note = format!(
+                        "broker {broker_id} is not serving: restarted without waiting (it \
+                         holds no in-sync replica another broker needs)"
+                    );
+                    return self.done(pass, step, &note).await;
+                };
+                match self.brokers.can_stop(&node.endpoints.broker_admin).await {
+                    Ok(CanStop::Yes) => {
+                        self.done(pass, step, "no partition falls below min.insync.replicas")
+                            .await
+                    }
+                    Ok(CanStop::No(partitions)) => {
+                        let why = format!(
+                            "stopping broker {broker_id} now would take {} partition(s) below \
+                             min.insync.replicas: {}",
+                            partitions.len(),
+                            partitions
+                                .iter()
+                                .take(5)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        );
+                        self.wait_or_fail(pass, step, &why).await
+                    }
+                    Err(error) => self.wait_or_fail(pass, step, &error.to_string()).await,
+                }
+            }
+            Step::DrainBroker(broker_id) => {
+                let Some(node) = running(observed, *broker_id) else {
+                    let note = format!("broker {broker_id} is not serving: nothing to drain");
+                    return self.done(pass, step, &note).await;
+                };
+                match self.brokers.drain(&node.endpoints.broker_admin).await {
+                    Ok(answer) => self.done(pass, step, &answer).await,
+                    Err(error) => self.wait_or_fail(pass, step, &error.to_string()).await,
+                }
+            }
+            Step::RestartBroker(broker_id) => {
+                self.restart(pass, nodes, *broker_id).await?;
+                let note = format!(
+                    "restarted on its node and volume with {}",
+                    pass.cluster.spec.kafka_version
+                );
+                self.done(pass, step, &note).await
+            }
+            Step::RestartAllBrokers => {
+                let mut restarts = tokio::task::JoinSet::new();
+                for node in nodes {
+                    let (spec, endpoints) =
+                        self.node_spec(&pass.cluster, nodes, node.broker_id).await?;
+                    let platform = self.platform.clone();
+                    let restart_id = restart_id(pass, node.broker_id);
+                    restarts.spawn(async move {
+                        platform.restart_node(&spec, &endpoints, &restart_id).await
+                    });
+                }
+                while let Some(result) = restarts.join_next().await {
+                    result.map_err(|e| PlatformError::Process(format!("restarting: {e}")))??;
+                }
+                for node in nodes {
+                    self.record_restarted(&pass.cluster.spec.kafka_version.to_string(), node)
+                        .await?;
+                }
+                self.done(
+                    pass,
+                    step,
+                    "every broker restarted at once (downtime strategy)",
+                )
+                .await
+            }
+            Step::WaitInSync(broker_id) => {
+                let version = pass.cluster.spec.kafka_version.as_str();
+                let checked: Vec<i32> = match broker_id {
+                    Some(id) => vec![*id],
+                    None => nodes.iter().map(|n| n.broker_id).collect(),
+                };
+                for id in &checked {
+                    let node = observed.iter().find(|o| o.broker_id == *id);
+                    match node {
+                        Some(node) if node.phase == NodePhase::Running => {
+                            if node.broker_version != version {
+                                let why = format!(
+                                    "broker {id} runs {}, not {version} yet",
+                                    node.broker_version
+                                );
+                                return self.wait_or_fail(pass, step, &why).await;
+                            }
+                        }
+                        other => {
+                            let why = match other {
+                                Some(node) => {
+                                    format!("broker {id} is {:?}: {}", node.phase, node.message)
+                                }
+                                None => format!("broker {id} is not running"),
+                            };
+                            return self.wait_or_fail(pass, step, &why).await;
+                        }
+                    }
+                }
+                let bootstrap = serving(observed);
+                let view = match self.brokers.cluster_view(&bootstrap).await {
+                    Ok(view) => view,
+                    Err(error) => return self.wait_or_fail(pass, step, &error.to_string()).await,
+                };
+                for id in &checked {
+                    if let Some(why) = view.not_in_sync(Some(*id)) {
+                        return self.wait_or_fail(pass, step, &why).await;
+                    }
+                }
+                for id in &checked {
+                    let mut node = node_of(nodes, *id)?;
+                    if node.state != node_state::RUNNING {
+                        node.state = node_state::RUNNING.into();
+                        self.store.upsert_node(&node).await?;
+                    }
+                }
+                let note = format!(
+                    "every one of {} partitions fully in sync",
+                    view.partitions.len()
+                );
+                self.done(pass, step, &note).await
+            }
+            Step::ElectPreferredLeaders(_) => {
+                let bootstrap = serving(observed);
+                match self.brokers.elect_preferred_leaders(&bootstrap).await {
+                    Ok(moved) => {
+                        let note = format!("{moved} leadership(s) back on the preferred replica");
+                        self.done(pass, step, &note).await
+                    }
+                    Err(error) => self.wait_or_fail(pass, step, &error.to_string()).await,
+                }
+            }
+            Step::GrowVolume(broker_id) => {
+                let storage = pass.cluster.spec.broker_node_group.storage;
+                let volume = volume_spec(&storage);
+                let id = self
+                    .platform
+                    .ensure_volume(pass.cluster.id, *broker_id, &volume)
+                    .await?;
+                let mut node = node_of(nodes, *broker_id)?;
+                node.volume = node_volume(&storage, Some(id.0));
+                self.store.upsert_node(&node).await?;
+                let note = format!(
+                    "volume {} GiB, grown online",
+                    node.volume.size_gib.unwrap_or_default()
+                );
+                self.done(pass, step, &note).await
+            }
+            Step::FinishChange => {
+                let moved = self
+                    .store
+                    .transition_cluster_state(
+                        pass.cluster.id,
+                        pass.cluster.state,
+                        ClusterState::Active,
+                        None,
+                    )
+                    .await?;
+                if moved {
+                    self.complete(pass, step, None).await?;
+                    self.finish_operation(pass, OperationState::UpdateComplete, None)
+                        .await?;
+                    info!("change carried out; cluster ACTIVE");
+                }
+                Ok(Outcome::Done)
+            }
+            other => unreachable!("{} is not a step of a change", other.name()),
+        }
+    }
+
+    /// Restarts one broker in place with the cluster's (target) spec; idempotent per operation.
+    async fn restart(
+        &self,
+        pass: &Pass,
+        nodes: &[NodeRecord],
+        broker_id: i32,
+    ) -> Result<(), ReconcileError> {
+        let (spec, endpoints) = self.node_spec(&pass.cluster, nodes, broker_id).await?;
+        let restart_id = restart_id(pass, broker_id);
+        info!(broker_id, version = %spec.broker_version, %restart_id, "restarting the broker in place");
+        self.platform
+            .restart_node(&spec, &endpoints, &restart_id)
+            .await?;
+        self.record_restarted(&spec.broker_version, &node_of(nodes, broker_id)?)
+            .await
+    }
+
+    /// The store's record of a node follows its restart: the version it runs now.
+    async fn record_restarted(
+        &self,
+        version: &str,
+        node: &NodeRecord,
+    ) -> Result<(), ReconcileError> {
+        let mut node = node.clone();
+        node.version = version.to_owned();
+        node.state = node_state::STARTING.into();
+        self.store.upsert_node(&node).await?;
+        Ok(())
+    }
+
+    async fn done(
+        &self,
+        pass: &mut Pass,
+        step: &Step,
+        note: &str,
+    ) -> Result<Outcome, ReconcileError> {
+        info!(step = %step.name(), %note, "step complete");
+        self.complete(pass, step, Some(note)).await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Records why the step waits and ends the pass; fails the operation once the step has
+    /// waited longer than the roll step timeout.
+    async fn wait_or_fail(
+        &self,
+        pass: &mut Pass,
+        step: &Step,
+        why: &str,
+    ) -> Result<Outcome, ReconcileError> {
+        let (kind, broker_id) = step.kind();
+        let waited = pass
+            .operation
+            .as_ref()
+            .and_then(|op| {
+                op.steps
+                    .iter()
+                    .rev()
+                    .find(|s| s.is(kind, broker_id) && s.status == StepStatus::InProgress)
+            })
+            .and_then(|s| s.started_at)
+            .map(|started| (Utc::now() - started).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        if waited > self.config.roll_step_timeout {
+            let reason = format!(
+                "{} gave up after {:?}: {why}",
+                step.name(),
+                self.config.roll_step_timeout
+            );
+            self.fail(pass, step, &reason).await?;
+            return Ok(Outcome::Finished);
+        }
+        self.record_step(pass, step, StepStatus::InProgress, Some(why))
+            .await?;
+        Ok(Outcome::Wait)
+    }
+}
+
+/// The id a broker's in-place restart is carried out under: one per operation and broker, so
+/// a repeated step finds it done.
+fn restart_id(pass: &Pass, broker_id: i32) -> String {
+    let operation = pass.operation.as_ref().map(|op| op.id.to_string());
+    format!("{}/broker-{broker_id}", operation.unwrap_or_default())
+}
+
+fn running(observed: &[ObservedNode], broker_id: i32) -> Option<&ObservedNode> {
+    observed
+        .iter()
+        .find(|o| o.broker_id == broker_id && o.phase == NodePhase::Running)
+}
+
+/// Kafka listeners of the serving brokers.
+fn serving(observed: &[ObservedNode]) -> Vec<String> {
+    observed
+        .iter()
+        .filter(|o| o.phase == NodePhase::Running)
+        .map(|o| o.endpoints.kafka.clone())
+        .collect()
+}

@@ -1,0 +1,270 @@
+//! Changing a running cluster: the checks a change must pass before anything is stored, then the
+//! change itself (new desired spec, cluster UPDATING or REBOOTING_BROKER, a PENDING operation),
+//! in one transaction. The reconciler carries it out.
+
+use tracing::info;
+
+use super::{ClustersService, ServiceError};
+use crate::domain::{
+    volume_size, ClusterChange, ClusterState, ConfigurationRef, DomainError, StorageInfo,
+    VolumeSize,
+};
+use crate::store::{ClusterRecord, Conflict, OperationRecord, Store, StoreError};
+
+impl ClustersService {
+    /// Starts `change` on `cluster` (as read by the door, whose `currentVersion` the client
+    /// sent): refused unless the cluster is ACTIVE with nothing else running and the change
+    /// makes sense for it. Returns the operation that carries it out.
+    pub async fn change(
+        &self,
+        cluster: &ClusterRecord,
+        change: &ClusterChange,
+    ) -> Result<OperationRecord, ServiceError> {
+        if !cluster.state.accepts_updates() {
+            return Err(Conflict::WrongState {
+                state: cluster.state,
+                action: "be changed until it is ACTIVE",
+            }
+            .into());
+        }
+        self.check(cluster, change).await?;
+        let state = match change {
+            ClusterChange::RebootBroker { .. } => ClusterState::RebootingBroker,
+            _ => ClusterState::Updating,
+        };
+        let target = change.target_spec(&cluster.spec);
+        let (_, operation) = self
+            .store
+            .begin_change(
+                cluster.id,
+                cluster.current_version,
+                change.operation_type(),
+                &target,
+                state,
+                change.parameters(),
+            )
+            .await?;
+        info!(
+            cluster_id = %cluster.id,
+            operation_id = %operation.id,
+            operation = %operation.operation_type,
+            "change accepted"
+        );
+        self.reconcile_wakeup.notify_one();
+        Ok(operation)
+    }
+
+    /// Whether `change` makes sense for `cluster`.
+    async fn check(
+        &self,
+        cluster: &ClusterRecord,
+        change: &ClusterChange,
+    ) -> Result<(), ServiceError> {
+        match change {
+            ClusterChange::BrokerCount(target) => {
+                if *target == cluster.spec.number_of_broker_nodes {
+                    return Err(DomainError::new(
+                        "targetNumberOfBrokerNodes",
+                        format!("the cluster already has {} brokers", target.get()),
+                    )
+                    .into());
+                }
+                Err(ServiceError::NotSupported(not_yet(change)))
+            }
+            ClusterChange::BrokerType(target) => {
+                if *target == cluster.spec.broker_node_group.instance_type {
+                    return Err(DomainError::new(
+                        "targetInstanceType",
+                        format!("the cluster already uses {}", target.name()),
+                    )
+                    .into());
+                }
+                Err(ServiceError::NotSupported(not_yet(change)))
+            }
+            ClusterChange::BrokerStorage { target } => {
+                // Against the volumes as they are: a growth that failed half-way is retried
+                // with the same size.
+                let nodes = self.store.list_nodes(cluster.id).await?;
+                let mut current = cluster.spec.broker_node_group.storage;
+                if let (StorageInfo::Ebs { volume_size, .. }, Some(smallest)) = (
+                    &mut current,
+                    nodes.iter().filter_map(|n| n.volume.size_gib).min(),
+                ) {
+                    if let Ok(smallest) = VolumeSize::parse(i64::from(smallest)) {
+                        *volume_size = smallest.min(*volume_size);
+                    }
+                }
+                check_growth(&current, target)
+            }
+            ClusterChange::KafkaVersion {
+                target,
+                configuration,
+                ..
+            } => {
+                if *target == cluster.spec.kafka_version {
+                    // A roll that failed half-way left brokers on the old version: running the
+                    // same target again finishes it.
+                    let nodes = self.store.list_nodes(cluster.id).await?;
+                    if nodes.iter().all(|n| n.version == target.as_str()) {
+                        return Err(DomainError::new(
+                            "targetKafkaVersion",
+                            format!("every broker of the cluster already runs {target}"),
+                        )
+                        .into());
+                    }
+                }
+                if let Some(configuration) = configuration {
+                    check_configuration(
+                        &self.store,
+                        configuration,
+                        target.as_str(),
+                        "configurationInfo",
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            ClusterChange::Configuration { configuration, .. } => {
+                check_configuration(
+                    &self.store,
+                    configuration,
+                    cluster.spec.kafka_version.as_str(),
+                    "configurationInfo",
+                )
+                .await?;
+                if cluster.spec.configuration.as_ref() == Some(configuration) {
+                    return Err(DomainError::new(
+                        "configurationInfo",
+                        "the cluster already uses this configuration revision",
+                    )
+                    .into());
+                }
+                Ok(())
+            }
+            ClusterChange::RebootBroker { broker_id } => {
+                let known = self.store.list_nodes(cluster.id).await?;
+                if known.iter().any(|n| n.broker_id == *broker_id) {
+                    return Ok(());
+                }
+                let ids: Vec<String> = known.iter().map(|n| n.broker_id.to_string()).collect();
+                Err(DomainError::new(
+                    "brokerIds",
+                    format!(
+                        "the cluster has no broker {broker_id} (its brokers: {})",
+                        if ids.is_empty() {
+                            "none yet".to_owned()
+                        } else {
+                            ids.join(", ")
+                        }
+                    ),
+                )
+                .into())
+            }
+        }
+    }
+}
+
+/// Persistent volumes grow online; they never shrink, and instance storage has no volume.
+fn check_growth(current: &StorageInfo, target: &StorageInfo) -> Result<(), ServiceError> {
+    let (Some(current), Some(wanted)) = (volume_size(current), volume_size(target)) else {
+        return Err(DomainError::new(
+            "targetEbsStorageInfo",
+            "the cluster uses instance storage, which has no volume to grow",
+        )
+        .into());
+    };
+    if wanted <= current {
+        return Err(DomainError::new(
+            "targetEbsStorageInfo.volumeSize",
+            format!(
+                "volumes can only grow: must be more than the current {} GiB",
+                current.gib()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn not_yet(change: &ClusterChange) -> String {
+    format!(
+        "not implemented yet: {} is carried out by a later release; the request was valid and \
+         nothing was changed",
+        change.operation_type()
+    )
+}
+
+/// A configuration revision exists and is meant for `kafka_version`; `field` is where the
+/// request gave it.
+pub async fn check_configuration(
+    store: &Store,
+    configuration: &ConfigurationRef,
+    kafka_version: &str,
+    field: &str,
+) -> Result<(), ServiceError> {
+    let stored = match store.get_configuration(&configuration.arn).await {
+        Err(StoreError::NotFound) => {
+            return Err(DomainError::new(
+                format!("{field}.arn"),
+                format!("no configuration {:?}", configuration.arn),
+            )
+            .into())
+        }
+        other => other?,
+    };
+    if stored.arn != configuration.arn {
+        return Err(DomainError::new(
+            format!("{field}.arn"),
+            format!("give the configuration's ARN ({})", stored.arn),
+        )
+        .into());
+    }
+    if !(1..=stored.latest_revision).contains(&configuration.revision) {
+        return Err(DomainError::new(
+            format!("{field}.revision"),
+            format!(
+                "configuration {} has revisions 1 to {}, not {}",
+                stored.name, stored.latest_revision, configuration.revision
+            ),
+        )
+        .into());
+    }
+    if !stored.kafka_versions.is_empty()
+        && !stored.kafka_versions.iter().any(|v| v == kafka_version)
+    {
+        return Err(DomainError::new(
+            format!("{field}.arn"),
+            format!(
+                "configuration {} is for versions {}, not {kafka_version}",
+                stored.name,
+                stored.kafka_versions.join(", ")
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ebs(gib: i64) -> StorageInfo {
+        StorageInfo::Ebs {
+            volume_size: VolumeSize::parse(gib).unwrap(),
+            provisioned_throughput: None,
+        }
+    }
+
+    #[test]
+    fn volumes_only_grow() {
+        assert!(check_growth(&ebs(10), &ebs(20)).is_ok());
+        let shrink = check_growth(&ebs(20), &ebs(10)).unwrap_err();
+        assert!(
+            matches!(&shrink, ServiceError::Invalid(e) if e.field == "targetEbsStorageInfo.volumeSize"),
+            "{shrink:?}"
+        );
+        assert!(check_growth(&ebs(20), &ebs(20)).is_err());
+        assert!(check_growth(&StorageInfo::InstanceStore, &ebs(20)).is_err());
+    }
+}
