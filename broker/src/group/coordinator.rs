@@ -24,7 +24,7 @@ use super::state::{
     SyncMember, SyncResult,
 };
 use crate::config::BrokerConfig;
-use crate::partition::Partition;
+use crate::partition::{Partition, ReplicationWait};
 
 /// How long a group with no members and no committed offsets stays listed before it is
 /// forgotten (Kafka drops such groups at its next offsets-expiration pass, every 10 minutes).
@@ -326,9 +326,11 @@ impl GroupCoordinator {
             self.offsets.commit(group_id, offsets)?
         };
         if let Some((partition, durable_at)) = pending {
-            if !partition
-                .wait_for_high_watermark(durable_at, COMMIT_REPLICATION_TIMEOUT)
+            let leader_epoch = partition.leader_epoch();
+            if partition
+                .wait_for_high_watermark(durable_at, leader_epoch, COMMIT_REPLICATION_TIMEOUT)
                 .await
+                != ReplicationWait::Replicated
             {
                 warn!(group = group_id, partition = %partition.id, "offset commit not replicated in time");
                 return Err(ResponseError::CoordinatorNotAvailable);
@@ -344,10 +346,16 @@ impl GroupCoordinator {
         let rewrites = self.offsets.start_rewrites(min_records);
         let mut finished = 0;
         for rewrite in rewrites {
+            let leader_epoch = rewrite.partition.leader_epoch();
             if rewrite
                 .partition
-                .wait_for_high_watermark(rewrite.durable_at, OFFSETS_REWRITE_REPLICATION_TIMEOUT)
+                .wait_for_high_watermark(
+                    rewrite.durable_at,
+                    leader_epoch,
+                    OFFSETS_REWRITE_REPLICATION_TIMEOUT,
+                )
                 .await
+                == ReplicationWait::Replicated
             {
                 if self.offsets.finish_rewrite(&rewrite) {
                     finished += 1;

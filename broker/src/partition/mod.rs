@@ -78,6 +78,9 @@ pub struct AppendOutcome {
     pub bytes: usize,
     /// True when every batch was a retry of one already appended.
     pub duplicate: bool,
+    /// The leader epoch the batches were appended at: an acks=all wait ends when the
+    /// partition's leadership moves on from it.
+    pub leader_epoch: i32,
 }
 
 /// What a fetch from one partition returned.
@@ -104,10 +107,23 @@ pub struct Partition {
     replicas: Mutex<ReplicaSet>,
     /// Publishes every high watermark move, for acks=all produces waiting on it.
     high_watermark_moved: watch::Sender<i64>,
+    /// Bumped at every new leadership or replica assignment, so that acks=all waits notice
+    /// that this broker no longer leads the epoch they appended at.
+    assignment_changed: watch::Sender<u64>,
     /// Consumers' fetches waiting for data, woken when the high watermark moves.
     fetch_wakeups: FetchWakeups,
     /// The idempotent-producer table's snapshot on disk.
     producer_snapshots: ProducerSnapshots,
+}
+
+/// How an acks=all wait for the high watermark ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicationWait {
+    /// Every in-sync replica has the records.
+    Replicated,
+    /// This broker no longer leads the epoch the records were appended at.
+    LeadershipMoved,
+    TimedOut,
 }
 
 pub fn now_ms() -> i64 {
@@ -174,6 +190,7 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             replicas: Mutex::new(ReplicaSet::single(local_id, leader_epoch)),
             high_watermark_moved: watch::channel(high_watermark).0,
+            assignment_changed: watch::channel(0).0,
             fetch_wakeups,
             producer_snapshots,
         })
@@ -206,7 +223,10 @@ impl Partition {
             }
         }
         self.advance_high_watermark();
-        // Fetches waiting on a partition this broker no longer leads answer NOT_LEADER now.
+        // Produces and fetches waiting on a partition this broker no longer leads answer
+        // NOT_LEADER now.
+        self.assignment_changed
+            .send_modify(|generation| *generation += 1);
         self.fetch_wakeups.all();
     }
 
@@ -250,12 +270,38 @@ impl Partition {
         }
     }
 
-    /// Waits until the high watermark reaches `offset` (acks=all), up to `timeout`. Returns
-    /// whether it did.
-    pub async fn wait_for_high_watermark(&self, offset: i64, timeout: std::time::Duration) -> bool {
+    /// Waits until the high watermark reaches `offset` (acks=all) for records appended at
+    /// `leader_epoch`, up to `timeout`. The wait ends early when this broker stops leading that
+    /// epoch (as Kafka's delayed produce does): the records may or may not survive on the new
+    /// leader, so the producer is told NOT_LEADER and retries there (an idempotent producer's
+    /// retry is deduplicated), instead of waiting out its request timeout.
+    pub async fn wait_for_high_watermark(
+        &self,
+        offset: i64,
+        leader_epoch: i32,
+        timeout: std::time::Duration,
+    ) -> ReplicationWait {
         let mut moved = self.high_watermark_moved.subscribe();
-        let reached = tokio::time::timeout(timeout, moved.wait_for(|&hw| hw >= offset)).await;
-        matches!(reached, Ok(Ok(_))) || self.high_watermark() >= offset
+        let mut reassigned = self.assignment_changed.subscribe();
+        let wait = async {
+            loop {
+                if self.high_watermark() >= offset {
+                    return ReplicationWait::Replicated;
+                }
+                if !self.is_leader() || self.leader_epoch() != leader_epoch {
+                    return ReplicationWait::LeadershipMoved;
+                }
+                tokio::select! {
+                    _ = moved.changed() => {}
+                    _ = reassigned.changed() => {}
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(outcome) => outcome,
+            Err(_) if self.high_watermark() >= offset => ReplicationWait::Replicated,
+            Err(_) => ReplicationWait::TimedOut,
+        }
     }
 
     /// Replicas in sync right now, as the leader sees them.
@@ -433,6 +479,7 @@ impl Partition {
                     records: 0,
                     bytes: 0,
                     duplicate: true,
+                    leader_epoch: self.leader_epoch(),
                 });
             }
         } else {
@@ -470,6 +517,7 @@ impl Partition {
             records: info.record_count,
             bytes: records.len(),
             duplicate: false,
+            leader_epoch: epoch,
         })
     }
 

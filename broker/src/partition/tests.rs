@@ -137,3 +137,64 @@ fn a_snapshot_beyond_the_recovered_log_end_is_discarded() {
         .unwrap();
     assert_eq!(unknown.base_offset, 2);
 }
+
+#[tokio::test]
+async fn an_acks_all_wait_ends_when_the_leadership_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = std::sync::Arc::new(open(dir.path()));
+    // Led by this broker (1) at epoch 1, with follower 2 in sync: the high watermark waits for 2.
+    partition.set_replicas(ReplicaSet::new(
+        1,
+        1,
+        1,
+        1,
+        vec![1, 2],
+        vec![1, 2],
+        now_ms(),
+    ));
+    let appended = partition.append_as_leader(&batch(&[b"a"], None)).unwrap();
+    assert_eq!(appended.leader_epoch, 1);
+    let waiting = {
+        let partition = partition.clone();
+        tokio::spawn(async move {
+            partition
+                .wait_for_high_watermark(
+                    appended.last_offset + 1,
+                    appended.leader_epoch,
+                    std::time::Duration::from_secs(30),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "the follower has not fetched yet");
+    // A controlled shutdown hands the leadership to broker 2 at epoch 2.
+    partition.set_replicas(ReplicaSet::new(
+        1,
+        2,
+        2,
+        2,
+        vec![1, 2],
+        vec![1, 2],
+        now_ms(),
+    ));
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+        .await
+        .expect("answered at once, not at the request timeout")
+        .unwrap();
+    assert_eq!(outcome, ReplicationWait::LeadershipMoved);
+    // Alone in the ISR, the wait ends with the append.
+    let alone = tempfile::tempdir().unwrap();
+    let partition = open(alone.path());
+    let appended = partition.append_as_leader(&batch(&[b"b"], None)).unwrap();
+    assert_eq!(
+        partition
+            .wait_for_high_watermark(
+                appended.last_offset + 1,
+                appended.leader_epoch,
+                std::time::Duration::from_secs(1)
+            )
+            .await,
+        ReplicationWait::Replicated
+    );
+}

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::partition::{Partition, PartitionError};
+use crate::partition::{Partition, PartitionError, ReplicationWait};
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -30,7 +30,7 @@ pub async fn handle(
     let mut appended_any = false;
     // acks=all appends waiting for the high watermark: where their answer is, the partition,
     // the offset to reach and the topic's min.insync.replicas.
-    let mut awaiting: Vec<(usize, usize, Arc<Partition>, i64, i64)> = Vec::new();
+    let mut awaiting: Vec<(usize, usize, Arc<Partition>, i64, i32, i64)> = Vec::new();
     for topic_data in request.topic_data {
         let name = topic_data.name.to_string();
         let topic = if request.transactional_id.is_some() {
@@ -77,6 +77,7 @@ pub async fn handle(
                                 partition_responses.len(),
                                 partition.clone(),
                                 outcome.last_offset + 1,
+                                outcome.leader_epoch,
                                 min_insync,
                             ));
                         }
@@ -109,13 +110,24 @@ pub async fn handle(
         broker.partitions.wake_fetches();
     }
     // The waits overlap in time: each is bounded by the one deadline of the request.
-    for (topic_slot, partition_slot, partition, offset, min_insync) in awaiting {
+    for (topic_slot, partition_slot, partition, offset, leader_epoch, min_insync) in awaiting {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let error = if !partition.wait_for_high_watermark(offset, remaining).await {
+        let wait = partition
+            .wait_for_high_watermark(offset, leader_epoch, remaining)
+            .await;
+        let error = if wait == ReplicationWait::TimedOut {
             Some(PartitionError {
                 error: ResponseError::RequestTimedOut,
                 message: format!(
                     "in-sync replicas did not reach offset {offset} within the request timeout"
+                ),
+            })
+        } else if wait == ReplicationWait::LeadershipMoved {
+            Some(PartitionError {
+                error: ResponseError::NotLeaderOrFollower,
+                message: format!(
+                    "the leadership moved (epoch {leader_epoch}) before the in-sync replicas \
+                     reached offset {offset}; retry on the new leader"
                 ),
             })
         } else if (partition.in_sync_replica_count() as i64) < min_insync {
