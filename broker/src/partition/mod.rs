@@ -285,11 +285,8 @@ impl Partition {
         let mut reassigned = self.assignment_changed.subscribe();
         let wait = async {
             loop {
-                if self.high_watermark() >= offset {
-                    return ReplicationWait::Replicated;
-                }
-                if !self.is_leader() || self.leader_epoch() != leader_epoch {
-                    return ReplicationWait::LeadershipMoved;
+                if let Some(outcome) = self.replication_of(offset, leader_epoch) {
+                    return outcome;
                 }
                 tokio::select! {
                     _ = moved.changed() => {}
@@ -299,9 +296,23 @@ impl Partition {
         };
         match tokio::time::timeout(timeout, wait).await {
             Ok(outcome) => outcome,
-            Err(_) if self.high_watermark() >= offset => ReplicationWait::Replicated,
-            Err(_) => ReplicationWait::TimedOut,
+            Err(_) => self
+                .replication_of(offset, leader_epoch)
+                .unwrap_or(ReplicationWait::TimedOut),
         }
+    }
+
+    /// Where records up to `offset` appended at `leader_epoch` stand, if settled. The high
+    /// watermark counts only while this broker still leads that epoch: a follower's high
+    /// watermark is its new leader's, whose log may no longer hold the records. Read in this
+    /// order (high watermark, then leadership) it is race-free: the epoch only grows, so still
+    /// leading it now means leading it when the high watermark was read.
+    fn replication_of(&self, offset: i64, leader_epoch: i32) -> Option<ReplicationWait> {
+        let high_watermark = self.high_watermark();
+        if !self.is_leader() || self.leader_epoch() != leader_epoch {
+            return Some(ReplicationWait::LeadershipMoved);
+        }
+        (high_watermark >= offset).then_some(ReplicationWait::Replicated)
     }
 
     /// Replicas in sync right now, as the leader sees them.

@@ -150,6 +150,22 @@ pub enum StepKind {
     FinishChange,
 }
 
+impl StepKind {
+    /// A step of a change that only counts once it completed itself.
+    pub fn is_change_step(self) -> bool {
+        matches!(
+            self,
+            StepKind::CheckCanStop
+                | StepKind::DrainBroker
+                | StepKind::RestartBroker
+                | StepKind::RestartAllBrokers
+                | StepKind::WaitInSync
+                | StepKind::ElectPreferredLeaders
+                | StepKind::GrowVolume
+        )
+    }
+}
+
 /// One persisted step of an operation, so that a restarted control plane resumes where it was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

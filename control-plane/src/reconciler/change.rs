@@ -36,33 +36,20 @@ impl Reconciler {
         self.begin(pass, step).await?;
         match step {
             Step::CheckCanStop(broker_id) => {
-                let Some(node) = running(observed, *broker_id) else {
-                    let note = format!(
-                        "broker {broker_id} is not serving: restarted without waiting (it \
-                         holds no in-sync replica another broker needs)"
+                // Nothing is drained for a change that cannot be carried out.
+                let version = pass.cluster.spec.kafka_version.to_string();
+                let installed = self.platform.installed_versions();
+                if !installed.contains(&version) {
+                    let reason = format!(
+                        "broker version {version} is not installed (installed: {})",
+                        installed.join(", ")
                     );
-                    return self.done(pass, step, &note).await;
-                };
-                match self.brokers.can_stop(&node.endpoints.broker_admin).await {
-                    Ok(CanStop::Yes) => {
-                        self.done(pass, step, "no partition falls below min.insync.replicas")
-                            .await
-                    }
-                    Ok(CanStop::No(partitions)) => {
-                        let why = format!(
-                            "stopping broker {broker_id} now would take {} partition(s) below \
-                             min.insync.replicas: {}",
-                            partitions.len(),
-                            partitions
-                                .iter()
-                                .take(5)
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        );
-                        self.wait_or_fail(pass, step, &why).await
-                    }
-                    Err(error) => self.wait_or_fail(pass, step, &error.to_string()).await,
+                    self.fail(pass, step, &reason).await?;
+                    return Ok(Outcome::Finished);
+                }
+                match self.may_stop(observed, *broker_id).await {
+                    Ok(note) => self.done(pass, step, &note).await,
+                    Err(why) => self.wait_or_fail(pass, step, &why).await,
                 }
             }
             Step::DrainBroker(broker_id) => {
@@ -70,6 +57,11 @@ impl Reconciler {
                     let note = format!("broker {broker_id} is not serving: nothing to drain");
                     return self.done(pass, step, &note).await;
                 };
+                // Asked again right before the drain (which takes the broker out of the ISRs):
+                // the check step's answer may be minutes old.
+                if let Err(why) = self.may_stop(observed, *broker_id).await {
+                    return self.wait_or_fail(pass, step, &why).await;
+                }
                 match self.brokers.drain(&node.endpoints.broker_admin).await {
                     Ok(answer) => self.done(pass, step, &answer).await,
                     Err(error) => self.wait_or_fail(pass, step, &error.to_string()).await,
@@ -187,6 +179,12 @@ impl Reconciler {
                 self.done(pass, step, &note).await
             }
             Step::FinishChange => {
+                // The operation first: a crash before the state moves leaves an UPDATING
+                // cluster without an operation, which the planner finishes, never a finished
+                // change whose operation a later pass would fail.
+                self.complete(pass, step, None).await?;
+                self.finish_operation(pass, OperationState::UpdateComplete, None)
+                    .await?;
                 let moved = self
                     .store
                     .transition_cluster_state(
@@ -197,14 +195,55 @@ impl Reconciler {
                     )
                     .await?;
                 if moved {
-                    self.complete(pass, step, None).await?;
-                    self.finish_operation(pass, OperationState::UpdateComplete, None)
-                        .await?;
                     info!("change carried out; cluster ACTIVE");
                 }
                 Ok(Outcome::Done)
             }
             other => unreachable!("{} is not a step of a change", other.name()),
+        }
+    }
+
+    /// Whether stopping the broker now keeps every partition at or above min.insync.replicas:
+    /// Ok with what was checked, Err with why not (yet). A serving broker answers for itself
+    /// (`/admin/can-stop`); one that does not serve may be stopped only when the controller
+    /// lists it in no ISR.
+    async fn may_stop(&self, observed: &[ObservedNode], broker_id: i32) -> Result<String, String> {
+        if let Some(node) = running(observed, broker_id) {
+            return match self.brokers.can_stop(&node.endpoints.broker_admin).await {
+                Ok(CanStop::Yes) => Ok("no partition falls below min.insync.replicas".into()),
+                Ok(CanStop::No(partitions)) => Err(format!(
+                    "stopping broker {broker_id} now would take {} partition(s) below \
+                     min.insync.replicas: {}",
+                    partitions.len(),
+                    partitions
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+                Err(error) => Err(error.to_string()),
+            };
+        }
+        let view = self
+            .brokers
+            .cluster_view(&serving(observed))
+            .await
+            .map_err(|e| e.to_string())?;
+        let in_isr = view
+            .partitions
+            .iter()
+            .filter(|p| p.isr.contains(&broker_id))
+            .count();
+        if in_isr == 0 {
+            Ok(format!(
+                "broker {broker_id} is not serving and in no ISR: restarted without waiting"
+            ))
+        } else {
+            Err(format!(
+                "broker {broker_id} is not serving but still in the ISR of {in_isr} \
+                 partition(s): waiting until it serves or leaves them"
+            ))
         }
     }
 

@@ -379,8 +379,26 @@ impl Reconciler {
         Ok(parse_properties(&revision.server_properties))
     }
 
-    /// Opens a HEAL operation and moves the cluster to HEALING.
+    /// Moves the cluster to HEALING and opens a HEAL operation. The state moves first, and only
+    /// from ACTIVE: a change accepted meanwhile (which also needs ACTIVE) wins, and the heal
+    /// waits for the next pass, so a cluster never has two unfinished operations.
     async fn start_heal(&self, pass: &mut Pass, broker_id: i32) -> Result<(), ReconcileError> {
+        let moved = self
+            .store
+            .transition_cluster_state(
+                pass.cluster.id,
+                ClusterState::Active,
+                ClusterState::Healing,
+                None,
+            )
+            .await?;
+        if !moved {
+            return Err(ReconcileError::Store(StoreError::Conflict(
+                crate::store::Conflict::InUse(
+                    "the cluster left ACTIVE before its heal started".into(),
+                ),
+            )));
+        }
         let spec = pass.cluster.spec.clone();
         let operation = self
             .store
@@ -393,14 +411,6 @@ impl Reconciler {
             .await?;
         tracing::Span::current().record("operation_id", tracing::field::display(operation.id));
         warn!(broker_id, operation_id = %operation.id, "a broker node failed: healing");
-        self.store
-            .transition_cluster_state(
-                pass.cluster.id,
-                ClusterState::Active,
-                ClusterState::Healing,
-                None,
-            )
-            .await?;
         pass.cluster.state = ClusterState::Healing;
         pass.operation = Some(operation);
         Ok(())
@@ -511,7 +521,7 @@ impl Reconciler {
             .iter()
             .any(|s| is_this(s) && s.status == StepStatus::InProgress)
         {
-            changed |= close_open_steps(&mut op.steps, StepStatus::Complete, Some(now));
+            changed |= end_interrupted_steps(&mut op.steps, now, &name);
         }
         let open = op
             .steps
@@ -547,6 +557,33 @@ impl Reconciler {
         }
         Ok(())
     }
+}
+
+/// Ends the steps still open when another step starts. A wait the work moved on from (the
+/// brokers became ready) is complete; a check of a change that another step interrupted (a node
+/// replaced while a can-stop check waited) is not: it ends FAILED, so that the planner runs the
+/// check again instead of taking it as passed.
+fn end_interrupted_steps(
+    steps: &mut [OperationStep],
+    at: chrono::DateTime<Utc>,
+    next: &str,
+) -> bool {
+    let mut closed = false;
+    for step in steps
+        .iter_mut()
+        .filter(|s| s.status == StepStatus::InProgress)
+    {
+        let interrupted = step.kind.is_some_and(|kind| kind.is_change_step());
+        step.status = if interrupted {
+            step.message = Some(format!("interrupted by {next}"));
+            StepStatus::Failed
+        } else {
+            StepStatus::Complete
+        };
+        step.ended_at = Some(at);
+        closed = true;
+    }
+    closed
 }
 
 /// Ends every open step with `status`; whether any was open.

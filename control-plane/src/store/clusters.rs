@@ -448,7 +448,7 @@ impl Store {
         }
         let updated = sqlx::query(
             "UPDATE clusters SET spec = $1, state = $2, current_version = current_version + 1, \
-             updated_at = $3 WHERE id = $4 AND current_version = $5",
+             updated_at = $3 WHERE id = $4 AND current_version = $5 AND state = 'ACTIVE'",
         )
         .bind(to_json(target))
         .bind(state.as_str())

@@ -129,6 +129,8 @@ pub struct BrokerOptions {
     pub args: Vec<String>,
     /// The broker's id (1 when unset).
     pub node_id: Option<i32>,
+    /// The broker executable (the freshly built one when unset), e.g. an older version's.
+    pub binary: Option<PathBuf>,
 }
 
 impl BrokerOptions {
@@ -136,6 +138,7 @@ impl BrokerOptions {
         BrokerOptions {
             args: args.iter().map(|arg| arg.to_string()).collect(),
             node_id: None,
+            binary: None,
         }
     }
 }
@@ -188,7 +191,11 @@ impl BrokerProcess {
             .append(true)
             .open(self.log_path())
             .expect("opening the broker log");
-        let child = Command::new(broker_binary())
+        let binary = match &self.options.binary {
+            Some(binary) => binary.as_path(),
+            None => broker_binary(),
+        };
+        let child = Command::new(binary)
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
@@ -323,6 +330,12 @@ impl BrokerProcess {
         let _ = writeln!(log, "===== millrace-e2e: restarting the broker =====");
         self.spawn();
         self.wait_ready();
+    }
+
+    /// The executable the next (re)start runs (the freshly built one for `None`): with
+    /// `sigterm_and_wait` and `restart`, an in-place version change over the same data.
+    pub fn set_binary(&mut self, binary: Option<PathBuf>) {
+        self.options.binary = binary;
     }
 
     /// The last lines the broker logged.

@@ -3,6 +3,9 @@
 //! PostgreSQL database), and drives it over HTTP with curl, like a user would.
 #![allow(dead_code)]
 
+pub mod old_version;
+pub mod workload;
+
 use std::fs::OpenOptions;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -162,9 +162,8 @@ pub fn plan(
         },
         ClusterState::Updating | ClusterState::RebootingBroker => match operation {
             Some(op) => change::plan_change(desired, op, observed, nodes, controller),
-            None => Step::Fail {
-                reason: format!("the cluster is {} without an operation", desired.state),
-            },
+            // The change's operation finished just before a crash: only the state is left.
+            None => Step::FinishChange,
         },
         ClusterState::Failed => Step::Nothing,
     }

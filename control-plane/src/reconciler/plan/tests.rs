@@ -504,3 +504,13 @@ fn storage_grows_broker_by_broker_without_restarts() {
         Step::FinishChange
     );
 }
+
+#[test]
+fn a_change_whose_operation_finished_before_a_crash_only_returns_to_active() {
+    let desired = cluster(ClusterState::Updating, 3);
+    let nodes = ready_nodes(3, node_state::RUNNING);
+    assert_eq!(
+        plan(&desired, None, &all_running(), &nodes, None),
+        Step::FinishChange
+    );
+}

@@ -1,0 +1,498 @@
+//! Changing a running cluster through the control plane, with real processes on the local
+//! platform: an in-place upgrade from a broker built from an earlier commit (a real mixed-version
+//! cluster during the roll), a downtime upgrade, a static configuration change, a reboot of the
+//! active controller's broker, online volume growth, and an in-place upgrade whose control plane
+//! is killed with SIGKILL in the middle. Throughout each, an idempotent acks=all producer and a
+//! consumer group run on a 3x3 topic (min.insync.replicas 2), and a checker proves that nothing
+//! acknowledged was lost or duplicated.
+//!
+//! The scenarios run one at a time (each runs three brokers and their agents; two cores do not
+//! run several clusters under load without stalls that are the machine's, not the roll's).
+
+mod common;
+mod common_cp;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common_cp::old_version::install_old_broker_version;
+use common_cp::workload::{Workload, WorkloadReport};
+use common_cp::{processes_mentioning, ControlPlane, Database};
+
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(300);
+const CURRENT_VERSION: &str = "millrace-0.1.0";
+const TOPIC: &str = "changes";
+
+/// One scenario at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A control plane that can run the old broker version: installed before it starts, since
+/// the platform lists the installed versions once.
+fn control_plane() -> (ControlPlane, String) {
+    let old = install_old_broker_version();
+    let control_plane = ControlPlane::start(Database::Sqlite);
+    let versions = control_plane.json("GET", "/v1/versions", None, 200);
+    assert!(
+        versions.to_string().contains(&old),
+        "the old version is not installed: {versions}"
+    );
+    (control_plane, old)
+}
+
+fn configuration(control_plane: &ControlPlane, name: &str, properties: &str) -> (String, i64) {
+    let created = control_plane.json(
+        "POST",
+        "/v1/configurations",
+        Some(&json!({ "name": name, "serverProperties": properties })),
+        201,
+    );
+    (
+        created["arn"].as_str().unwrap().to_owned(),
+        created["latestRevision"]["revision"].as_i64().unwrap(),
+    )
+}
+
+fn create_cluster(
+    control_plane: &ControlPlane,
+    name: &str,
+    version: &str,
+    configuration: Option<(&str, i64)>,
+) -> String {
+    let mut body = json!({
+        "clusterName": name,
+        "kafkaVersion": version,
+        "numberOfBrokerNodes": 3,
+        "brokerNodeGroupInfo": {
+            "instanceType": "kafka.m5.large",
+            "zones": ["zone-a", "zone-b", "zone-c"],
+            "storageInfo": { "ebsStorageInfo": { "volumeSize": 10 } },
+        },
+    });
+    if let Some((arn, revision)) = configuration {
+        body["configurationInfo"] = json!({ "arn": arn, "revision": revision });
+    }
+    let created = control_plane.json("POST", "/v1/clusters", Some(&body), 201);
+    let id = created["clusterId"].as_str().unwrap().to_owned();
+    control_plane.wait_active(&id, ACTIVE_TIMEOUT);
+    id
+}
+
+fn bootstrap(control_plane: &ControlPlane, cluster_id: &str) -> String {
+    control_plane.json(
+        "GET",
+        &format!("/v1/clusters/{cluster_id}/bootstrap-brokers"),
+        None,
+        200,
+    )["bootstrapBrokerString"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn current_version(control_plane: &ControlPlane, cluster_id: &str) -> String {
+    control_plane.json("GET", &format!("/v1/clusters/{cluster_id}"), None, 200)["currentVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Starts a change and returns its operation id.
+fn change(control_plane: &ControlPlane, method: &str, path: &str, mut body: Value) -> String {
+    let cluster_id = path.split('/').nth(3).unwrap();
+    body["currentVersion"] = json!(current_version(control_plane, cluster_id));
+    let started = control_plane.json(method, path, Some(&body), 200);
+    started["operationId"].as_str().unwrap().to_owned()
+}
+
+fn operation(control_plane: &ControlPlane, operation_id: &str) -> Value {
+    control_plane.json("GET", &format!("/v1/operations/{operation_id}"), None, 200)
+}
+
+/// The brokers' versions as the nodes report them, by broker id.
+fn node_versions(control_plane: &ControlPlane, cluster_id: &str) -> BTreeMap<i64, String> {
+    let nodes = control_plane.json(
+        "GET",
+        &format!("/v1/clusters/{cluster_id}/nodes"),
+        None,
+        200,
+    );
+    nodes["nodeInfoList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["brokerId"].as_i64().unwrap(),
+                n["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits for the operation to complete (the cluster ACTIVE again), calling `during` on every
+/// poll; panics with the operation when it fails or takes too long.
+fn wait_for_operation(
+    control_plane: &ControlPlane,
+    cluster_id: &str,
+    operation_id: &str,
+    mut during: impl FnMut(&Value),
+) -> Value {
+    let deadline = Instant::now() + CHANGE_TIMEOUT;
+    loop {
+        let op = operation(control_plane, operation_id);
+        during(&op);
+        match op["operationState"].as_str().unwrap() {
+            "UPDATE_COMPLETE" => {
+                let cluster = control_plane.wait_active(cluster_id, Duration::from_secs(10));
+                assert_eq!(cluster["state"], "ACTIVE");
+                return op;
+            }
+            "UPDATE_FAILED" => panic!(
+                "the operation failed: {op:#}\ncontrol plane log:\n{}",
+                control_plane.log_tail()
+            ),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operation did not finish in {CHANGE_TIMEOUT:?}: {op:#}\ncontrol plane log:\n{}",
+            control_plane.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Every step of a finished operation has its final status.
+fn assert_every_step_complete(op: &Value) {
+    for step in op["operationSteps"].as_array().unwrap() {
+        assert_eq!(step["stepStatus"], "COMPLETE", "step {step} of {op:#}");
+        assert!(step["endTime"].is_string(), "step {step} has no end time");
+    }
+}
+
+/// The brokers a roll restarted, in order.
+fn restarted_brokers(op: &Value) -> Vec<String> {
+    op["operationSteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["stepName"].as_str())
+        .filter_map(|name| name.strip_prefix("RestartBroker broker "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The active controller's broker id, as the cluster reports it.
+fn active_controller(bootstrap: &str) -> i64 {
+    let out = common::run_python("controller_id.py", &[bootstrap], Duration::from_secs(60))
+        .assert_success()
+        .stdout();
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no controller id in {out:?}"))
+}
+
+fn report(name: &str, report: &WorkloadReport, started: Instant) {
+    eprintln!(
+        "{name}: {:.1} s, workload {report:?}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn an_in_place_upgrade_from_an_older_build_loses_nothing() {
+    let _serial = serial();
+    let (control_plane, old) = control_plane();
+    let cluster_id = create_cluster(&control_plane, "upgrade", &old, None);
+    assert!(node_versions(&control_plane, &cluster_id)
+        .values()
+        .all(|v| *v == old));
+    let workload = Workload::start(&bootstrap(&control_plane, &cluster_id), TOPIC);
+
+    let started = Instant::now();
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/version"),
+        json!({ "targetKafkaVersion": CURRENT_VERSION, "upgradeStrategy": "inPlace" }),
+    );
+    let mut mixed = false;
+    let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {
+        let versions = node_versions(&control_plane, &cluster_id);
+        mixed |=
+            versions.values().any(|v| *v == old) && versions.values().any(|v| v == CURRENT_VERSION);
+    });
+    let workload = workload.stop();
+    report("in-place upgrade", &workload, started);
+    workload.assert_nothing_lost();
+    workload.assert_no_produce_errors();
+    assert!(mixed, "no mixed-version cluster was seen during the roll");
+    assert_every_step_complete(&op);
+    let mut restarted = restarted_brokers(&op);
+    restarted.sort();
+    assert_eq!(
+        restarted,
+        ["1", "2", "3"],
+        "each broker restarted once: {op:#}"
+    );
+    assert_eq!(op["sourceClusterInfo"]["kafkaVersion"], old.as_str());
+    assert_eq!(op["targetClusterInfo"]["kafkaVersion"], CURRENT_VERSION);
+    assert!(node_versions(&control_plane, &cluster_id)
+        .values()
+        .all(|v| v == CURRENT_VERSION));
+
+    // The roll-back is an upgrade to the old version, with the same safety.
+    let workload = Workload::start(&bootstrap(&control_plane, &cluster_id), TOPIC);
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/version"),
+        json!({ "targetKafkaVersion": old }),
+    );
+    wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
+    let workload = workload.stop();
+    report("roll-back", &workload, started);
+    workload.assert_nothing_lost();
+    workload.assert_no_produce_errors();
+    assert!(node_versions(&control_plane, &cluster_id)
+        .values()
+        .all(|v| *v == old));
+}
+
+#[test]
+fn a_downtime_upgrade_restarts_every_broker_at_once_and_loses_nothing() {
+    let _serial = serial();
+    let (control_plane, old) = control_plane();
+    let cluster_id = create_cluster(&control_plane, "downtime", &old, None);
+    let workload = Workload::start(&bootstrap(&control_plane, &cluster_id), TOPIC);
+    let started = Instant::now();
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/version"),
+        json!({ "targetKafkaVersion": CURRENT_VERSION, "upgradeStrategy": "downtime" }),
+    );
+    let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
+    let workload = workload.stop();
+    report("downtime upgrade", &workload, started);
+    // Producers see the outage (errors or a long stall); nothing acknowledged is lost.
+    workload.assert_nothing_lost();
+    assert_every_step_complete(&op);
+    let steps: Vec<&str> = op["operationSteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["stepName"].as_str())
+        .collect();
+    assert!(steps.contains(&"RestartAllBrokers"), "{steps:?}");
+    assert!(node_versions(&control_plane, &cluster_id)
+        .values()
+        .all(|v| v == CURRENT_VERSION));
+}
+
+#[test]
+fn a_static_configuration_change_rolls_the_brokers_with_their_new_settings() {
+    let _serial = serial();
+    let (control_plane, _) = control_plane();
+    let (arn, revision) = configuration(
+        &control_plane,
+        "changes",
+        "auto.create.topics.enable=false\nlog.retention.ms=604800000\n",
+    );
+    let cluster_id = create_cluster(
+        &control_plane,
+        "settings",
+        CURRENT_VERSION,
+        Some((&arn, revision)),
+    );
+    // A new revision of the same configuration.
+    let encoded = arn.replace(':', "%3A").replace('/', "%2F");
+    let revised = control_plane.json(
+        "PUT",
+        &format!("/v1/configurations/{encoded}"),
+        Some(&json!({ "serverProperties": "auto.create.topics.enable=false\nlog.retention.ms=86400000\n" })),
+        200,
+    );
+    let new_revision = revised["revision"].as_i64().unwrap();
+    assert_eq!(new_revision, revision + 1);
+    let workload = Workload::start(&bootstrap(&control_plane, &cluster_id), TOPIC);
+    let started = Instant::now();
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/configuration"),
+        json!({ "configurationInfo": { "arn": arn, "revision": new_revision } }),
+    );
+    let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
+    let workload = workload.stop();
+    report("configuration change", &workload, started);
+    workload.assert_nothing_lost();
+    workload.assert_no_produce_errors();
+    assert_every_step_complete(&op);
+    assert_eq!(restarted_brokers(&op).len(), 3, "{op:#}");
+    // Every broker runs with the new setting.
+    let brokers = processes_mentioning(&cluster_id)
+        .into_iter()
+        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| {
+            cmdline.contains("millrace-broker ") || cmdline.contains("/millrace-broker")
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(brokers.len(), 3, "{brokers:#?}");
+    for broker in &brokers {
+        assert!(broker.contains("86400000"), "an old setting: {broker}");
+    }
+}
+
+#[test]
+fn rebooting_the_active_controllers_broker_gives_no_produce_error() {
+    let _serial = serial();
+    let (control_plane, _) = control_plane();
+    let cluster_id = create_cluster(&control_plane, "reboot", CURRENT_VERSION, None);
+    let bootstrap = bootstrap(&control_plane, &cluster_id);
+    let workload = Workload::start(&bootstrap, TOPIC);
+    let controller = active_controller(&bootstrap);
+    let started = Instant::now();
+    let operation_id = change(
+        &control_plane,
+        "POST",
+        &format!("/v1/clusters/{cluster_id}/reboot-broker"),
+        json!({ "brokerIds": [controller] }),
+    );
+    let mut rebooting = false;
+    let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {
+        let cluster = control_plane.json("GET", &format!("/v1/clusters/{cluster_id}"), None, 200);
+        rebooting |= cluster["state"] == "REBOOTING_BROKER";
+    });
+    let workload = workload.stop();
+    report("reboot of the controller", &workload, started);
+    workload.assert_nothing_lost();
+    workload.assert_no_produce_errors();
+    assert!(rebooting, "the cluster was never REBOOTING_BROKER");
+    assert_every_step_complete(&op);
+    assert_eq!(restarted_brokers(&op), [controller.to_string()], "{op:#}");
+}
+
+#[test]
+fn volumes_grow_online_and_shrinking_is_refused() {
+    let _serial = serial();
+    let (control_plane, _) = control_plane();
+    let cluster_id = create_cluster(&control_plane, "storage", CURRENT_VERSION, None);
+    let workload = Workload::start(&bootstrap(&control_plane, &cluster_id), TOPIC);
+    let shrink = control_plane.request(
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/nodes/storage"),
+        Some(&json!({
+            "currentVersion": current_version(&control_plane, &cluster_id),
+            "targetEbsStorageInfo": { "volumeSize": 5 },
+        })),
+    );
+    assert_eq!(shrink.0, 422, "{}", shrink.1);
+    assert!(
+        shrink.1.contains("targetEbsStorageInfo.volumeSize"),
+        "{}",
+        shrink.1
+    );
+    let pids_before = agent_pids(&control_plane, &cluster_id);
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/nodes/storage"),
+        json!({ "targetEbsStorageInfo": { "volumeSize": 20 } }),
+    );
+    let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
+    let workload = workload.stop();
+    workload.assert_nothing_lost();
+    workload.assert_no_produce_errors();
+    assert_every_step_complete(&op);
+    let nodes = control_plane.json(
+        "GET",
+        &format!("/v1/clusters/{cluster_id}/nodes"),
+        None,
+        200,
+    );
+    for node in nodes["nodeInfoList"].as_array().unwrap() {
+        assert_eq!(node["volume"]["sizeGib"], 20, "{node}");
+    }
+    assert_eq!(
+        agent_pids(&control_plane, &cluster_id),
+        pids_before,
+        "a volume grows without restarting its broker"
+    );
+}
+
+fn agent_pids(control_plane: &ControlPlane, cluster_id: &str) -> Vec<u32> {
+    (1..=3)
+        .map(|broker| control_plane.agent_pid(cluster_id, broker))
+        .collect()
+}
+
+#[test]
+fn an_upgrade_survives_a_control_plane_kill_at_any_step() {
+    let _serial = serial();
+    let (mut control_plane, old) = control_plane();
+    let cluster_id = create_cluster(&control_plane, "crash", &old, None);
+    let workload = Workload::start(&bootstrap(&control_plane, &cluster_id), TOPIC);
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/version"),
+        json!({ "targetKafkaVersion": CURRENT_VERSION }),
+    );
+    // A step chosen from the clock: 1 to 13 of the roll's 15 steps completed.
+    let kill_after = 1
+        + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as usize
+            % 13);
+    let deadline = Instant::now() + CHANGE_TIMEOUT;
+    loop {
+        let op = operation(&control_plane, &operation_id);
+        let completed = op["operationSteps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["stepStatus"] == "COMPLETE")
+            .count();
+        if completed >= kill_after {
+            eprintln!("killing the control plane after {completed} completed steps");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the roll did not progress: {op:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    control_plane.restart();
+    let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
+    let workload = workload.stop();
+    workload.assert_nothing_lost();
+    workload.assert_no_produce_errors();
+    assert_every_step_complete(&op);
+    let mut restarted = restarted_brokers(&op);
+    restarted.sort();
+    assert_eq!(restarted, ["1", "2", "3"], "{op:#}");
+    // No broker was restarted twice: one agent stop per broker over both control planes' logs.
+    let log = std::fs::read_to_string(control_plane.log_path()).unwrap();
+    for broker in 1..=3 {
+        let stops = log
+            .lines()
+            .filter(|line| line.contains("in-place restart") && line.contains("stopping"))
+            .filter(|line| line.contains(&format!("broker_id={broker}")))
+            .count();
+        assert_eq!(stops, 1, "broker {broker} was stopped {stops} times");
+    }
+}
