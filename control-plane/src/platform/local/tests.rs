@@ -86,7 +86,12 @@ impl Fixture {
             cluster_id: self.cluster_id,
             broker_id,
             zone: format!("zone-{}", broker_id % 3),
-            broker_version: "millrace-0.1.0".to_owned(),
+            // The built broker (an older one the end-to-end tests install may sort first).
+            broker_version: platform
+                .installed_versions()
+                .into_iter()
+                .find(|v| v == "millrace-0.1.0")
+                .expect("the built broker is installed"),
             instance_type: "local.small".into(),
             volume,
             broker_config: BTreeMap::from([(
