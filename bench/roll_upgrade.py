@@ -3,7 +3,7 @@ plane while a producer runs: wall time of the roll, time each broker spent out o
 errors, the longest produce stall, and p99 produce latency during the roll against the steady
 p99 measured just before it. It prints figures; it is not a test.
 
-Usage (after `cargo build --release --workspace --bins`):
+Usage (after the README's build of millrace, millrace-agent and millrace-broker):
     python3 bench/roll_upgrade.py [--bin-dir target/release] [--gib 1] [--rate 500]
                                   [--old-broker PATH]
 
