@@ -19,8 +19,10 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+use crate::capacity::Capacity;
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
+use crate::metadata::dynamic::DynamicConfig;
 use crate::metadata::{check_new_topic, TopicConfig, TopicError};
 use crate::metrics::Metrics;
 use crate::partition::PartitionManager;
@@ -31,7 +33,12 @@ use crate::replication::ReplicaFetchers;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 pub struct Broker {
+    /// The flags this process started with; [`Broker::defaults`] adds the dynamic overrides.
     pub config: BrokerConfig,
+    /// Settings changed at runtime (IncrementalAlterConfigs on this broker).
+    pub dynamic: DynamicConfig,
+    /// The data directory's capacity, when the platform sets one.
+    pub capacity: Capacity,
     pub quorum: Arc<MetadataQuorum>,
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
     /// New for every start of this process; the controller fences older incarnations.
@@ -115,10 +122,13 @@ impl Broker {
         let partitions = PartitionManager::new(config.node_id, &config.data_dir)?;
         let groups = GroupCoordinator::open(&config, Vec::new())?;
         let producer_ids = ProducerIdAllocator::new();
+        let dynamic = DynamicConfig::open(&config, &config.data_dir)?;
         let metadata = quorum.metadata();
         let broker = Arc::new(Broker {
             fetchers: Arc::new(ReplicaFetchers::new(config.node_id)),
+            capacity: Capacity::new(&config.data_dir),
             config,
+            dynamic,
             metadata,
             incarnation_id: Uuid::new_v4(),
             quorum,
@@ -354,7 +364,12 @@ impl Broker {
 
     /// The effective configuration of a topic.
     pub fn topic_config(&self, topic: &TopicRecord) -> TopicConfig {
-        TopicConfig::resolve(&self.config, &topic.configs)
+        TopicConfig::resolve(&self.defaults(), &topic.configs)
+    }
+
+    /// The configuration in force: the start flags with the dynamic overrides applied.
+    pub fn defaults(&self) -> Arc<BrokerConfig> {
+        self.dynamic.effective()
     }
 
     /// Runs the flush and retention loops until `shutdown` turns true.
@@ -363,6 +378,7 @@ impl Broker {
         let mut retention = tokio::time::interval(Duration::from_millis(
             self.config.retention_check_interval_ms.max(10),
         ));
+        let mut capacity = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -370,6 +386,12 @@ impl Broker {
                     let broker = self.clone();
                     if let Err(error) = tokio::task::spawn_blocking(move || broker.partitions.flush_due()).await {
                         warn!(%error, "flush task failed");
+                    }
+                }
+                _ = capacity.tick() => {
+                    let broker = self.clone();
+                    if let Err(error) = tokio::task::spawn_blocking(move || broker.capacity.measure()).await {
+                        warn!(%error, "measuring the data directory failed");
                     }
                 }
                 _ = retention.tick() => {

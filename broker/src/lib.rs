@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod broker;
+pub mod capacity;
 pub mod config;
 pub mod dispatch;
 pub mod group;

@@ -79,6 +79,14 @@ pub struct ServeArgs {
     /// partition back in sync) before the operation fails with what it waited for.
     #[arg(long, env = "MILLRACE_ROLL_STEP_TIMEOUT_SECS", default_value_t = 300)]
     pub roll_step_timeout_secs: u64,
+    /// Seconds between two looks at how full the volumes are (storage auto-expansion).
+    #[arg(long, env = "MILLRACE_STORAGE_CHECK_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub storage_check_interval_secs: u64,
+    /// Bytes in a GiB of a local platform volume (the broker enforces the volume's size).
+    /// Smaller than a GiB only for demos and tests: a volume then fills, and auto-expansion
+    /// acts, in seconds.
+    #[arg(long, env = "MILLRACE_LOCAL_VOLUME_GIB_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub local_volume_gib_bytes: u64,
     /// Run the KafkaCluster controller: clusters declared with `kubectl apply` (needs the CRD
     /// from `millrace crd` and a Kubernetes API: in-cluster or KUBECONFIG).
     #[arg(long, env = "MILLRACE_WATCH_KAFKACLUSTERS", default_value_t = false)]
@@ -228,6 +236,8 @@ pub struct ServeConfig {
     pub node_ports: Range<u16>,
     pub broker_ready_timeout: Duration,
     pub roll_step_timeout: Duration,
+    pub storage_check_interval: Duration,
+    pub local_volume_gib_bytes: u64,
     /// Where the KafkaCluster controller watches; None: it does not run.
     pub kafkaclusters: Option<WatchScope>,
     pub platform: PlatformKind,
@@ -257,6 +267,8 @@ impl ServeConfig {
             node_ports: args.node_ports,
             broker_ready_timeout: Duration::from_secs(args.broker_ready_timeout_secs),
             roll_step_timeout: Duration::from_secs(args.roll_step_timeout_secs),
+            storage_check_interval: Duration::from_secs(args.storage_check_interval_secs),
+            local_volume_gib_bytes: args.local_volume_gib_bytes,
             kafkaclusters: args.watch_kafkaclusters.then(|| {
                 match args.kafkaclusters_namespace.filter(|n| !n.is_empty()) {
                     Some(namespace) => WatchScope::Namespace(namespace),
@@ -304,6 +316,8 @@ impl fmt::Debug for ServeConfig {
             .field("node_ports", &self.node_ports)
             .field("broker_ready_timeout", &self.broker_ready_timeout)
             .field("roll_step_timeout", &self.roll_step_timeout)
+            .field("storage_check_interval", &self.storage_check_interval)
+            .field("local_volume_gib_bytes", &self.local_volume_gib_bytes)
             .field("kafkaclusters", &self.kafkaclusters)
             .field("platform", &self.platform)
             .field("control_plane_url", &self.control_plane_url)
@@ -395,6 +409,8 @@ mod tests {
             node_ports: 20_000..32_000,
             broker_ready_timeout: Duration::from_secs(120),
             roll_step_timeout: Duration::from_secs(300),
+            storage_check_interval: Duration::from_secs(60),
+            local_volume_gib_bytes: 1 << 30,
             kafkaclusters: None,
             platform: PlatformKind::Local,
             control_plane_url: None,

@@ -15,6 +15,7 @@ use crate::platform::{
     install_tls_provider, KubernetesPlatform, LocalPlatform, LocalPlatformConfig, Platform,
 };
 use crate::reconciler::{Reconciler, ReconcilerConfig};
+use crate::service::auto_expansion;
 use crate::store::Store;
 
 /// Creates the first admin token when there is none and prints it once to stdout; accepts
@@ -94,6 +95,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     reconciler_config.ready_timeout = config.broker_ready_timeout;
     reconciler_config.roll_step_timeout = config.roll_step_timeout;
     if let Some(platform) = platform {
+        tokio::spawn(auto_expansion::run(
+            state.clusters(),
+            platform.volume_gib_bytes(),
+            config.storage_check_interval,
+        ));
         let reconciler = Reconciler::new(store, platform, reconciler_config);
         tokio::spawn(reconciler.run(state.reconcile_wakeup.clone()));
     }
@@ -133,6 +139,7 @@ fn local_platform(config: &ServeConfig) -> anyhow::Result<Arc<dyn Platform>> {
         None => LocalPlatformConfig::beside_current_exe(root)?,
     };
     platform_config.port_range = config.node_ports.clone();
+    platform_config.volume_gib_bytes = config.local_volume_gib_bytes;
     tracing::info!(bin_dir = %platform_config.bin_dir.display(), root = %platform_config.root_dir.display(), "local platform");
     Ok(Arc::new(LocalPlatform::new(platform_config).context(
         "starting the local platform (build the agent and broker with \
@@ -224,6 +231,8 @@ mod tests {
             node_ports: 20_000..32_000,
             broker_ready_timeout: Duration::from_secs(120),
             roll_step_timeout: Duration::from_secs(300),
+            storage_check_interval: Duration::from_secs(60),
+            local_volume_gib_bytes: 1 << 30,
             kafkaclusters: None,
             platform: PlatformKind::Kubernetes,
             control_plane_url: Some("http://millrace.millrace-system.svc:8080".into()),

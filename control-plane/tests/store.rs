@@ -48,6 +48,7 @@ fn spec(brokers: i64) -> ClusterSpec {
             },
         },
         configuration: None,
+        storage_auto_expansion: None,
     }
 }
 

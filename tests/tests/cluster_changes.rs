@@ -1,8 +1,9 @@
 //! Changing a running cluster through the control plane, with real processes on the local
 //! platform: an in-place upgrade from a broker built from an earlier commit (a real mixed-version
-//! cluster during the roll), a downtime upgrade, a static configuration change, a reboot of the
-//! active controller's broker, online volume growth, and an in-place upgrade whose control plane
-//! is killed with SIGKILL in the middle. Throughout each, an idempotent acks=all producer and a
+//! cluster during the roll), a downtime upgrade, a static and a dynamic configuration change, a
+//! reboot of the active controller's broker, online volume growth, storage auto-expansion of a
+//! filling volume (and KAFKA_STORAGE_ERROR from a full one), and an in-place upgrade whose
+//! control plane is killed with SIGKILL in the middle. Throughout each, an idempotent acks=all producer and a
 //! consumer group run on a 3x3 topic (min.insync.replicas 2), and a checker proves that nothing
 //! acknowledged was lost or duplicated.
 //!
@@ -300,32 +301,66 @@ fn a_downtime_upgrade_restarts_every_broker_at_once_and_loses_nothing() {
         .all(|v| v == CURRENT_VERSION));
 }
 
-#[test]
-fn a_static_configuration_change_rolls_the_brokers_with_their_new_settings() {
-    let _serial = serial();
-    let (control_plane, _) = control_plane();
-    let (arn, revision) = configuration(
-        &control_plane,
-        "changes",
-        "auto.create.topics.enable=false\nlog.retention.ms=604800000\n",
-    );
-    let cluster_id = create_cluster(
-        &control_plane,
-        "settings",
-        CURRENT_VERSION,
-        Some((&arn, revision)),
-    );
-    // A new revision of the same configuration.
+/// A cluster on configuration `name` (first revision `first`), and a second revision `second`
+/// of it: (cluster id, configuration ARN, the second revision).
+fn cluster_with_two_revisions(
+    control_plane: &ControlPlane,
+    name: &str,
+    first: &str,
+    second: &str,
+) -> (String, String, i64) {
+    let (arn, revision) = configuration(control_plane, name, first);
+    let cluster_id = create_cluster(control_plane, name, CURRENT_VERSION, Some((&arn, revision)));
     let encoded = arn.replace(':', "%3A").replace('/', "%2F");
     let revised = control_plane.json(
         "PUT",
         &format!("/v1/configurations/{encoded}"),
-        Some(&json!({ "serverProperties": "auto.create.topics.enable=false\nlog.retention.ms=86400000\n" })),
+        Some(&json!({ "serverProperties": second })),
         200,
     );
     let new_revision = revised["revision"].as_i64().unwrap();
     assert_eq!(new_revision, revision + 1);
-    let workload = Workload::start(&bootstrap(&control_plane, &cluster_id), TOPIC);
+    (cluster_id, arn, new_revision)
+}
+
+/// `name` as every broker describes it (DescribeConfigs on each broker).
+fn broker_setting(bootstrap: &str, name: &str) -> BTreeMap<i64, String> {
+    let out = common::run_python(
+        "broker_setting.py",
+        &[bootstrap, name],
+        Duration::from_secs(90),
+    )
+    .assert_success()
+    .stdout();
+    out.lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(id, value)| (id.parse().unwrap(), value.to_owned()))
+        .collect()
+}
+
+fn broker_command_lines(cluster_id: &str) -> Vec<String> {
+    processes_mentioning(cluster_id)
+        .into_iter()
+        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| {
+            cmdline.contains("millrace-broker ") || cmdline.contains("/millrace-broker")
+        })
+        .collect()
+}
+
+#[test]
+fn a_static_configuration_change_rolls_the_brokers_with_their_new_settings() {
+    let _serial = serial();
+    let (control_plane, _) = control_plane();
+    let (cluster_id, arn, new_revision) = cluster_with_two_revisions(
+        &control_plane,
+        "static-settings",
+        "auto.create.topics.enable=false\nlog.retention.ms=604800000\n",
+        "auto.create.topics.enable=true\nlog.retention.ms=86400000\n",
+    );
+    let bootstrap = bootstrap(&control_plane, &cluster_id);
+    let workload = Workload::start(&bootstrap, TOPIC);
     let started = Instant::now();
     let operation_id = change(
         &control_plane,
@@ -335,24 +370,98 @@ fn a_static_configuration_change_rolls_the_brokers_with_their_new_settings() {
     );
     let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
     let workload = workload.stop();
-    report("configuration change", &workload, started);
+    report("static configuration change", &workload, started);
     workload.assert_nothing_lost();
     workload.assert_no_produce_errors();
     assert_every_step_complete(&op);
     assert_eq!(restarted_brokers(&op).len(), 3, "{op:#}");
-    // Every broker runs with the new setting.
-    let brokers = processes_mentioning(&cluster_id)
-        .into_iter()
-        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
-        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
-        .filter(|cmdline| {
-            cmdline.contains("millrace-broker ") || cmdline.contains("/millrace-broker")
-        })
-        .collect::<Vec<_>>();
+    // The operation says what changed and why it restarted the brokers.
+    let settings = &op["settingsChange"];
+    assert_eq!(
+        settings["changedSettings"],
+        json!(["auto.create.topics.enable", "log.retention.ms"]),
+        "{op:#}"
+    );
+    assert_eq!(
+        settings["restartRequiredBy"],
+        json!(["auto.create.topics.enable"]),
+        "{op:#}"
+    );
+    // Every broker runs with the new settings: the static one as a flag, the dynamic one as
+    // the broker describes it.
+    let brokers = broker_command_lines(&cluster_id);
     assert_eq!(brokers.len(), 3, "{brokers:#?}");
     for broker in &brokers {
-        assert!(broker.contains("86400000"), "an old setting: {broker}");
+        assert!(
+            broker.contains("--auto-create-topics"),
+            "an old setting: {broker}"
+        );
     }
+    let retention = broker_setting(&bootstrap, "log.retention.ms");
+    assert_eq!(retention.len(), 3, "{retention:?}");
+    assert!(retention.values().all(|v| v == "86400000"), "{retention:?}");
+}
+
+#[test]
+fn a_dynamic_configuration_change_restarts_nothing() {
+    let _serial = serial();
+    let (control_plane, _) = control_plane();
+    let (cluster_id, arn, new_revision) = cluster_with_two_revisions(
+        &control_plane,
+        "dynamic-settings",
+        "log.retention.hours=168\nlog.segment.bytes=536870912\n",
+        "log.retention.hours=24\nlog.segment.bytes=268435456\nmessage.max.bytes=2097152\n",
+    );
+    let bootstrap = bootstrap(&control_plane, &cluster_id);
+    let agents_before = agent_pids(&control_plane, &cluster_id);
+    let brokers_before = broker_command_lines(&cluster_id);
+    let workload = Workload::start(&bootstrap, TOPIC);
+    let started = Instant::now();
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/configuration"),
+        json!({ "configurationInfo": { "arn": arn, "revision": new_revision } }),
+    );
+    let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
+    let workload = workload.stop();
+    report("dynamic configuration change", &workload, started);
+    workload.assert_nothing_lost();
+    workload.assert_no_produce_errors();
+    assert_every_step_complete(&op);
+    assert!(restarted_brokers(&op).is_empty(), "{op:#}");
+    assert_eq!(
+        agent_pids(&control_plane, &cluster_id),
+        agents_before,
+        "an agent restarted"
+    );
+    assert_eq!(
+        broker_command_lines(&cluster_id),
+        brokers_before,
+        "a broker restarted"
+    );
+    let settings = &op["settingsChange"];
+    assert_eq!(settings["restartRequiredBy"], json!([]), "{op:#}");
+    assert!(
+        settings["description"]
+            .as_str()
+            .unwrap()
+            .contains("without a restart"),
+        "{op:#}"
+    );
+    // Every broker took them.
+    let retention = broker_setting(&bootstrap, "log.retention.ms");
+    assert!(
+        retention.len() == 3 && retention.values().all(|v| v == "86400000"),
+        "{retention:?}"
+    );
+    let max_message = broker_setting(&bootstrap, "message.max.bytes");
+    assert!(
+        max_message.values().all(|v| v == "2097152"),
+        "{max_message:?}"
+    );
+    let segment = broker_setting(&bootstrap, "log.segment.bytes");
+    assert!(segment.values().all(|v| v == "268435456"), "{segment:?}");
 }
 
 #[test]
@@ -430,6 +539,175 @@ fn volumes_grow_online_and_shrinking_is_refused() {
         pids_before,
         "a volume grows without restarting its broker"
     );
+    // The broker enforces the new size: its capacity file says so.
+    for broker in 1..=3 {
+        let capacity = control_plane
+            .platform_root()
+            .join(&cluster_id)
+            .join(format!("volumes/broker-{broker}/broker/capacity-bytes"));
+        let bytes = std::fs::read_to_string(&capacity).unwrap();
+        assert_eq!(
+            bytes.trim(),
+            (20u64 << 30).to_string(),
+            "{}",
+            capacity.display()
+        );
+    }
+}
+
+/// A local volume "GiB" in the storage test: small, so that volumes fill in seconds.
+const SMALL_GIB: u64 = 32 * 1024 * 1024;
+
+/// Runs fill_volume.py and returns its JSON report.
+fn fill(bootstrap: &str, acked_log: &std::path::Path, mode: &[&str]) -> Value {
+    let mut args = vec![bootstrap, "filling", acked_log.to_str().unwrap()];
+    args.extend_from_slice(mode);
+    let out = common::run_python("fill_volume.py", &args, Duration::from_secs(240))
+        .assert_success()
+        .stdout();
+    let last = out.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn storage_operations(control_plane: &ControlPlane, cluster_id: &str) -> Vec<Value> {
+    control_plane.json(
+        "GET",
+        &format!("/v1/clusters/{cluster_id}/operations"),
+        None,
+        200,
+    )["clusterOperationInfoList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| op["operationType"] == "UPDATE_BROKER_STORAGE")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_filling_volume_grows_by_itself_and_a_full_one_refuses_writes_losing_nothing() {
+    let _serial = serial();
+    let gib = SMALL_GIB.to_string();
+    let control_plane = ControlPlane::start_with(
+        Database::Sqlite,
+        &[
+            "--local-volume-gib-bytes",
+            &gib,
+            "--storage-check-interval-secs",
+            "1",
+        ],
+    );
+    let created = control_plane.json(
+        "POST",
+        "/v1/clusters",
+        Some(&json!({
+            "clusterName": "filling",
+            "numberOfBrokerNodes": 3,
+            "brokerNodeGroupInfo": {
+                "instanceType": "kafka.m5.large",
+                "zones": ["zone-a", "zone-b", "zone-c"],
+                "storageInfo": { "ebsStorageInfo": { "volumeSize": 1 } },
+            },
+            "storageAutoExpansion": {
+                "targetUtilizationPercent": 50,
+                "maxVolumeSizeGib": 2,
+                "cooldownSeconds": 60,
+            },
+        })),
+        201,
+    );
+    let cluster_id = created["clusterId"].as_str().unwrap().to_owned();
+    let cluster = control_plane.wait_active(&cluster_id, ACTIVE_TIMEOUT);
+    assert_eq!(
+        cluster["storageAutoExpansion"]["maxVolumeSizeGib"], 2,
+        "{cluster:#}"
+    );
+    let bootstrap = bootstrap(&control_plane, &cluster_id);
+    let workload = Workload::start_at_rate(&bootstrap, TOPIC, 50);
+    let acked = tempfile::NamedTempFile::new().unwrap();
+    let started = Instant::now();
+
+    // Past 50% of a 1 GiB volume: the control plane grows the volumes by itself.
+    let filled = fill(
+        &bootstrap,
+        acked.path(),
+        &["bytes", &(SMALL_GIB * 6 / 10).to_string()],
+    );
+    eprintln!("filled: {filled}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let expansion = loop {
+        let automatic = storage_operations(&control_plane, &cluster_id)
+            .into_iter()
+            .find(|op| op["trigger"].is_string());
+        if let Some(op) = automatic {
+            break op;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no auto-expansion after 120 s\ncontrol plane log:\n{}",
+            control_plane.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let operation_id = expansion["operationId"].as_str().unwrap();
+    let expansion = wait_for_operation(&control_plane, &cluster_id, operation_id, |_| {});
+    eprintln!(
+        "auto-expansion after {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        expansion["trigger"]
+    );
+    assert_every_step_complete(&expansion);
+    assert_eq!(
+        expansion["targetClusterInfo"]["brokerNodeGroupInfo"]["storageInfo"]["ebsStorageInfo"]
+            ["volumeSize"],
+        2,
+        "{expansion:#}"
+    );
+
+    // At the maximum, a full volume refuses writes with KAFKA_STORAGE_ERROR, and no further
+    // expansion happens.
+    let full = fill(&bootstrap, acked.path(), &["until-full"]);
+    eprintln!("until full: {full}");
+    assert!(
+        full["errors"]["KAFKA_STORAGE_ERROR"].as_u64().unwrap_or(0) > 0,
+        "no KAFKA_STORAGE_ERROR: {full}"
+    );
+    assert_eq!(
+        storage_operations(&control_plane, &cluster_id).len(),
+        1,
+        "auto-expansion went past its maximum"
+    );
+
+    // Growing the volumes by hand lets writes resume, without a restart.
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/nodes/storage"),
+        json!({ "targetEbsStorageInfo": { "volumeSize": 4 } }),
+    );
+    wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
+    std::thread::sleep(Duration::from_secs(2));
+    let resumed = fill(
+        &bootstrap,
+        acked.path(),
+        &["bytes", &(SMALL_GIB / 4).to_string()],
+    );
+    eprintln!("after growth: {resumed}");
+    assert!(
+        resumed["errors"].as_object().unwrap().is_empty(),
+        "{resumed}"
+    );
+
+    let workload = workload.stop();
+    report("storage auto-expansion", &workload, started);
+    workload.assert_nothing_lost();
+    let verified = fill(&bootstrap, acked.path(), &["verify"]);
+    eprintln!("verified: {verified}");
+    assert_eq!(
+        verified["missing"], 0,
+        "acknowledged records lost: {verified}"
+    );
+    assert!(verified["expected"].as_u64().unwrap() > 0);
 }
 
 fn agent_pids(control_plane: &ControlPlane, cluster_id: &str) -> Vec<u32> {

@@ -48,6 +48,11 @@ fn describe_and_alter_topic_configs() {
 }
 
 #[test]
+fn dynamic_broker_configs_apply_without_a_restart() {
+    run_script("broker_configs.py", &[]);
+}
+
+#[test]
 fn invalid_topic_names_are_refused() {
     // Auto-creation on: a bad name must still be refused, not created.
     run_script("invalid_topic_names.py", &["--auto-create-topics"]);

@@ -155,6 +155,7 @@ async fn store_idle_clusters(store: &Store, count: usize) -> anyhow::Result<Vec<
             },
         },
         configuration: None,
+        storage_auto_expansion: None,
     };
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {

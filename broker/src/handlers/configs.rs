@@ -1,5 +1,6 @@
-//! DescribeConfigs and IncrementalAlterConfigs for topics (broker configuration is static:
-//! described, never altered).
+//! DescribeConfigs and IncrementalAlterConfigs for topics and for this broker (whose log
+//! defaults and message.max.bytes are dynamic; the rest is read at start: described, never
+//! altered).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,12 +14,14 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::metadata::dynamic::{self, AlterError};
 use crate::metadata::topic_config::ConfigSource;
 use crate::metadata::{TopicConfig, TopicError};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -41,7 +44,7 @@ fn entry(
 }
 
 fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
-    let c = &broker.config;
+    let c = &*broker.defaults();
     vec![
         ("node.id", c.node_id.to_string()),
         ("broker.rack", c.rack.clone().unwrap_or_default()),
@@ -122,10 +125,18 @@ pub async fn describe_configs(
                     if resource.resource_name.is_empty()
                         || *resource.resource_name == broker.config.node_id.to_string() =>
                 {
+                    let overridden = broker.dynamic.overrides();
                     let configs = broker_configs(broker)
                         .into_iter()
                         .filter(|(name, _)| wanted(name))
-                        .map(|(name, value)| entry(name, value, SOURCE_STATIC_BROKER, true, None))
+                        .map(|(name, value)| {
+                            let source = if overridden.contains_key(name) {
+                                SOURCE_DYNAMIC_BROKER
+                            } else {
+                                SOURCE_STATIC_BROKER
+                            };
+                            entry(name, value, source, !dynamic::is_dynamic(name), None)
+                        })
                         .collect();
                     result.with_configs(configs)
                 }
@@ -156,14 +167,16 @@ pub async fn incremental_alter_configs(
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
-        responses.push(
-            match alter_topic(broker, &resource, request.validate_only).await {
-                Ok(()) => response,
-                Err((error, message)) => response
-                    .with_error_code(error.code())
-                    .with_error_message(Some(str_bytes(message))),
-            },
-        );
+        let altered = match resource.resource_type {
+            RESOURCE_BROKER => alter_broker(broker, &resource, request.validate_only),
+            _ => alter_topic(broker, &resource, request.validate_only).await,
+        };
+        responses.push(match altered {
+            Ok(()) => response,
+            Err((error, message)) => response
+                .with_error_code(error.code())
+                .with_error_message(Some(str_bytes(message))),
+        });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
@@ -176,7 +189,10 @@ async fn alter_topic(
     if resource.resource_type != RESOURCE_TOPIC {
         return Err((
             ResponseError::InvalidRequest,
-            "only topic configuration can be altered; broker configuration is static".into(),
+            format!(
+                "resource type {} cannot be altered; topics and brokers can",
+                resource.resource_type
+            ),
         ));
     }
     let refused = |e: TopicError| {
@@ -192,34 +208,12 @@ async fn alter_topic(
     if Broker::is_internal(&name) {
         return Err(refused(TopicError::Internal(name)));
     }
+    let (set, delete) = changes(resource)?;
     let mut configs: BTreeMap<String, String> = topic.configs.clone();
-    let mut set = BTreeMap::new();
-    let mut delete = Vec::new();
-    for change in &resource.configs {
-        let key = change.name.to_string();
-        match (change.config_operation, &change.value) {
-            (OP_SET, Some(value)) => {
-                configs.insert(key.clone(), value.to_string());
-                set.insert(key, value.to_string());
-            }
-            (OP_SET, None) => {
-                return Err((
-                    ResponseError::InvalidConfig,
-                    format!("{key}: SET needs a value"),
-                ));
-            }
-            (OP_DELETE, _) => {
-                configs.remove(&key);
-                delete.push(key);
-            }
-            (op, _) => {
-                return Err((
-                    ResponseError::InvalidConfig,
-                    format!("{key}: operation {op} (APPEND/SUBTRACT) applies to list configs, which topics here do not have"),
-                ));
-            }
-        }
+    for key in &delete {
+        configs.remove(key);
     }
+    configs.extend(set.clone());
     TopicConfig::validate(&configs).map_err(|e| refused(e.into()))?;
     if validate_only {
         return Ok(());
@@ -228,4 +222,77 @@ async fn alter_topic(
         .alter_topic_configs(&name, set, delete)
         .await
         .map_err(refused)
+}
+
+type Refusal = (ResponseError, String);
+
+/// The SET and DELETE operations of `resource` (APPEND and SUBTRACT are for list settings,
+/// which neither topics nor brokers have here).
+fn changes(
+    resource: &incremental_alter_configs_request::AlterConfigsResource,
+) -> Result<(BTreeMap<String, String>, Vec<String>), Refusal> {
+    let mut set = BTreeMap::new();
+    let mut delete = Vec::new();
+    for change in &resource.configs {
+        let key = change.name.to_string();
+        match (change.config_operation, &change.value) {
+            (OP_SET, Some(value)) => {
+                set.insert(key, value.to_string());
+            }
+            (OP_SET, None) => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("{key}: SET needs a value"),
+                ));
+            }
+            (OP_DELETE, _) => delete.push(key),
+            (op, _) => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("{key}: operation {op} (APPEND/SUBTRACT) applies to list configs, which are not supported here"),
+                ));
+            }
+        }
+    }
+    Ok((set, delete))
+}
+
+/// Changes this broker's dynamic settings. Only this broker's own id is accepted: cluster-wide
+/// dynamic defaults (the empty name) are not kept in the metadata here.
+fn alter_broker(
+    broker: &Broker,
+    resource: &incremental_alter_configs_request::AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let me = broker.config.node_id.to_string();
+    if *resource.resource_name != *me {
+        let reason = if resource.resource_name.is_empty() {
+            "cluster-wide broker defaults are not supported; alter each broker by its id".into()
+        } else {
+            format!("this is broker {me}, not {}", &*resource.resource_name)
+        };
+        return Err((ResponseError::InvalidRequest, reason));
+    }
+    let (set, delete) = changes(resource)?;
+    let invalid = |e: crate::metadata::ConfigError| (ResponseError::InvalidConfig, e.to_string());
+    if validate_only {
+        let mut overrides = broker.dynamic.overrides();
+        for key in &delete {
+            overrides.remove(key);
+        }
+        overrides.extend(set);
+        return dynamic::validate(&overrides).map_err(invalid);
+    }
+    let changed: Vec<String> = set.keys().chain(&delete).cloned().collect();
+    match broker.dynamic.alter(set, &delete) {
+        Ok(()) => {
+            tracing::info!(settings = ?changed, "dynamic broker configuration changed");
+            Ok(())
+        }
+        Err(AlterError::Invalid(error)) => Err(invalid(error)),
+        Err(error @ AlterError::Storage(_)) => {
+            tracing::warn!(%error, "dynamic broker configuration not saved");
+            Err((ResponseError::KafkaStorageError, error.to_string()))
+        }
+    }
 }

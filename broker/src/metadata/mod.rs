@@ -2,6 +2,7 @@
 //! rules, topic configuration, refusals as Kafka error codes, and [`sync`], which makes the
 //! local partitions follow the metadata.
 
+pub mod dynamic;
 pub mod names;
 pub mod sync;
 pub mod topic_config;

@@ -1,7 +1,8 @@
 //! Makes this broker's partitions follow the cluster metadata: opens the partitions assigned
 //! to it, applies leaders, epochs and ISRs, starts or stops following leaders, moves group
 //! coordination with the leadership of the offsets partitions, and deletes the data of
-//! partitions it no longer hosts.
+//! partitions it no longer hosts. A change of the broker's dynamic settings re-applies the
+//! topic configurations they are defaults of.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,20 +17,24 @@ use crate::partition::TopicPartition;
 /// Applies every metadata change until `shutdown`.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut metadata = broker.subscribe_metadata();
-    let mut applied: Option<u64> = None;
+    let mut dynamic = broker.dynamic.subscribe();
+    let mut applied: Option<(u64, u64)> = None;
     loop {
         let current = metadata.borrow_and_update().clone();
-        if applied != Some(current.applied_index) {
+        let settings = *dynamic.borrow_and_update();
+        let version = (current.applied_index, settings);
+        if applied != Some(version) {
             let target = broker.clone();
             let snapshot = current.clone();
             match tokio::task::spawn_blocking(move || apply(&target, &snapshot)).await {
-                Ok(()) => applied = Some(current.applied_index),
+                Ok(()) => applied = Some(version),
                 Err(error) => warn!(%error, "applying metadata failed"),
             }
         }
         tokio::select! {
             _ = shutdown.changed() => return,
             changed = metadata.changed() => if changed.is_err() { return },
+            changed = dynamic.changed() => if changed.is_err() { return },
         }
     }
 }

@@ -1,13 +1,18 @@
-//! The two Kafka requests the control plane sends, one connection per request (they are rare):
-//! Metadata v9 (all topics) and ElectLeaders v1 (preferred, every partition).
+//! The Kafka requests the control plane sends, one connection per request (they are rare):
+//! Metadata v9 (all topics), ElectLeaders v1 (preferred, every partition) and
+//! IncrementalAlterConfigs v0 (a broker's dynamic settings).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::{
-    ApiKey, ElectLeadersRequest, ElectLeadersResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader,
+    ApiKey, ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, RequestHeader,
+    ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,6 +25,20 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const METADATA_VERSION: i16 = 9;
 const ELECT_LEADERS_VERSION: i16 = 1;
 const PREFERRED_ELECTION: i8 = 0;
+const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 0;
+const RESOURCE_BROKER: i8 = 4;
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+/// Kafka's INVALID_REQUEST: what a broker without dynamic settings answers for a broker resource.
+const INVALID_REQUEST: i16 = 42;
+
+/// A broker's answer to a change of its dynamic settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterOutcome {
+    Applied,
+    /// The broker's version cannot change its own settings while it runs.
+    NotSupported(String),
+}
 
 /// One partition as the metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +126,63 @@ pub async fn elect_preferred_leaders(
         .flat_map(|topic| &topic.partition_result)
         .filter(|p| p.error_code == 0)
         .count())
+}
+
+/// Sets `set` and removes `delete` among broker `broker_id`'s dynamic settings.
+pub async fn alter_broker_configs(
+    address: &str,
+    broker_id: i32,
+    set: &BTreeMap<String, String>,
+    delete: &[String],
+    timeout: Duration,
+) -> Result<AlterOutcome, BrokerError> {
+    let configs = set
+        .iter()
+        .map(|(name, value)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_config_operation(OP_SET)
+                .with_value(Some(StrBytes::from_string(value.clone())))
+        })
+        .chain(delete.iter().map(|name| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_config_operation(OP_DELETE)
+        }))
+        .collect();
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_BROKER)
+            .with_resource_name(StrBytes::from_string(broker_id.to_string()))
+            .with_configs(configs),
+    ]);
+    let response: IncrementalAlterConfigsResponse = call(
+        address,
+        ApiKey::IncrementalAlterConfigs,
+        INCREMENTAL_ALTER_CONFIGS_VERSION,
+        &request,
+        timeout,
+    )
+    .await?;
+    let Some(result) = response.responses.first() else {
+        return Err(BrokerError::Protocol {
+            address: address.to_owned(),
+            message: "IncrementalAlterConfigs answered no resource".into(),
+        });
+    };
+    let message = result
+        .error_message
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    match result.error_code {
+        0 => Ok(AlterOutcome::Applied),
+        INVALID_REQUEST => Ok(AlterOutcome::NotSupported(message)),
+        code => Err(BrokerError::Protocol {
+            address: address.to_owned(),
+            message: format!("IncrementalAlterConfigs answered error code {code}: {message}"),
+        }),
+    }
 }
 
 async fn call<Req, Resp>(

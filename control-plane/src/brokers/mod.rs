@@ -7,7 +7,9 @@
 //!   leaderships move away);
 //! - the Kafka protocol itself (the kafka-protocol crate's codecs): Metadata for the cluster's
 //!   view of itself (active controller, registered brokers, every partition's replicas and
-//!   in-sync replicas) and ElectLeaders for the preferred-leader election after a restart.
+//!   in-sync replicas), ElectLeaders for the preferred-leader election after a restart, and
+//!   IncrementalAlterConfigs for a broker's dynamic settings (an old broker refuses it, which
+//!   is an answer, not an error).
 
 mod kafka;
 
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use kafka::{ClusterView, PartitionView};
+pub use kafka::{AlterOutcome, ClusterView, PartitionView};
 
 /// How long a broker gets to answer one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,6 +162,25 @@ impl Brokers {
             address: String::new(),
             message: "no broker address to ask".into(),
         }))
+    }
+}
+
+impl Brokers {
+    /// Gives broker `broker_id` (Kafka listener `address`) exactly the dynamic settings `set`:
+    /// the dynamic settings in `all` that `set` lacks are removed, back to the broker's flags.
+    pub async fn set_dynamic_configs(
+        &self,
+        address: &str,
+        broker_id: i32,
+        set: &std::collections::BTreeMap<String, String>,
+        all: &[&str],
+    ) -> Result<AlterOutcome, BrokerError> {
+        let delete: Vec<String> = all
+            .iter()
+            .filter(|name| !set.contains_key(**name))
+            .map(|name| name.to_string())
+            .collect();
+        kafka::alter_broker_configs(address, broker_id, set, &delete, REQUEST_TIMEOUT).await
     }
 }
 

@@ -1,11 +1,13 @@
 //! A change to a running cluster, parsed once at either door (a REST update or a KafkaCluster
 //! spec change) and carried out by the reconciler as one operation.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
     BrokerCount, ClusterSpec, ConfigurationRef, InstanceType, KafkaVersion, OperationType,
-    StorageInfo, VolumeSize,
+    StorageAutoExpansion, StorageInfo, VolumeSize,
 };
 
 /// How brokers are restarted for a version or configuration change.
@@ -50,6 +52,8 @@ pub enum ClusterChange {
     BrokerStorage {
         target: StorageInfo,
     },
+    /// Set (or, None, turn off) storage auto-expansion.
+    StorageAutoExpansion(Option<StorageAutoExpansion>),
     BrokerCount(BrokerCount),
     BrokerType(InstanceType),
     /// Restart one broker safely.
@@ -63,7 +67,9 @@ impl ClusterChange {
         match self {
             ClusterChange::KafkaVersion { .. } => OperationType::UpdateClusterKafkaVersion,
             ClusterChange::Configuration { .. } => OperationType::UpdateClusterConfiguration,
-            ClusterChange::BrokerStorage { .. } => OperationType::UpdateBrokerStorage,
+            ClusterChange::BrokerStorage { .. } | ClusterChange::StorageAutoExpansion(_) => {
+                OperationType::UpdateBrokerStorage
+            }
             ClusterChange::BrokerCount(_) => OperationType::UpdateBrokerCount,
             ClusterChange::BrokerType(_) => OperationType::UpdateBrokerType,
             ClusterChange::RebootBroker { .. } => OperationType::RebootNode,
@@ -90,6 +96,9 @@ impl ClusterChange {
             ClusterChange::BrokerStorage { target: storage } => {
                 target.broker_node_group.storage = *storage;
             }
+            ClusterChange::StorageAutoExpansion(policy) => {
+                target.storage_auto_expansion = *policy;
+            }
             ClusterChange::BrokerCount(count) => target.number_of_broker_nodes = *count,
             ClusterChange::BrokerType(instance_type) => {
                 target.broker_node_group.instance_type = *instance_type;
@@ -99,17 +108,19 @@ impl ClusterChange {
         target
     }
 
-    /// How the reconciler is to carry the change out, stored with the operation.
+    /// How the reconciler is to carry the change out, stored with the operation (the service
+    /// adds the [`SettingsChange`] of a new configuration).
     pub fn parameters(&self) -> ChangeParameters {
         match self {
             ClusterChange::KafkaVersion { strategy, .. }
             | ClusterChange::Configuration { strategy, .. } => ChangeParameters {
                 upgrade_strategy: *strategy,
-                broker_ids: Vec::new(),
+                ..ChangeParameters::default()
             },
             ClusterChange::RebootBroker { broker_id } => ChangeParameters {
                 upgrade_strategy: UpgradeStrategy::InPlace,
                 broker_ids: vec![*broker_id],
+                ..ChangeParameters::default()
             },
             _ => ChangeParameters::default(),
         }
@@ -125,6 +136,63 @@ pub struct ChangeParameters {
     /// The brokers a reboot restarts; empty: every broker the change concerns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub broker_ids: Vec<i32>,
+    /// How a new configuration revision is applied, when the change brings one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsChange>,
+    /// Why the control plane started the change by itself (storage auto-expansion); None for
+    /// a change a user asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+}
+
+/// What a new configuration revision changes, and how it reaches the brokers: decided when the
+/// change is accepted, from the two revisions' settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsChange {
+    /// Settings added, removed or given another value.
+    pub changed: Vec<String>,
+    /// Those of them that only a restart applies: settings brokers read only at start, and
+    /// removed settings (a broker may hold one as a flag from its last start). Empty: the change
+    /// is applied without restarting any broker.
+    pub needs_restart: Vec<String>,
+    /// Every broker's dynamic settings once the change is made (the brokers' names and values;
+    /// a dynamic setting absent here goes back to its start value).
+    pub dynamic: BTreeMap<String, String>,
+    /// Whether a dynamic setting changes, so that brokers must be told.
+    pub dynamic_changed: bool,
+}
+
+impl SettingsChange {
+    /// Applied by restarting brokers.
+    pub fn restarts(&self) -> bool {
+        !self.needs_restart.is_empty()
+    }
+
+    /// One line for the operation: what it does and why.
+    pub fn describe(&self) -> String {
+        if self.changed.is_empty() {
+            return "no setting changes".into();
+        }
+        if self.restarts() {
+            format!(
+                "rolling restart for {} (read only at start, or removed and so back to the \
+                 broker default only after a start without it; {}changed: {})",
+                self.needs_restart.join(", "),
+                if self.dynamic_changed {
+                    "dynamic settings applied after each restart; "
+                } else {
+                    ""
+                },
+                self.changed.join(", ")
+            )
+        } else {
+            format!(
+                "applied without a restart (dynamic settings): {}",
+                self.changed.join(", ")
+            )
+        }
+    }
 }
 
 /// The volume size of a storage spec, when it has one.

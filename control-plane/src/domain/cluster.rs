@@ -83,6 +83,9 @@ pub struct ClusterSpec {
     pub number_of_broker_nodes: BrokerCount,
     pub broker_node_group: BrokerNodeGroup,
     pub configuration: Option<ConfigurationRef>,
+    /// Grow the persistent volumes by themselves as they fill (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_auto_expansion: Option<super::StorageAutoExpansion>,
 }
 
 #[cfg(test)]

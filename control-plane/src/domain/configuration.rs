@@ -1,5 +1,7 @@
 //! Configurations: named, revisioned server.properties documents.
 
+use std::collections::BTreeMap;
+
 use uuid::Uuid;
 
 const MAX_NAME: usize = 64;
@@ -75,9 +77,28 @@ impl ServerProperties {
     }
 }
 
+/// `key=value` lines of a (validated) server.properties document.
+pub fn properties_pairs(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('!'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn properties_become_pairs() {
+        let pairs =
+            properties_pairs("# comment\nauto.create.topics.enable = true\n\nnum.partitions=3");
+        assert_eq!(pairs["auto.create.topics.enable"], "true");
+        assert_eq!(pairs["num.partitions"], "3");
+        assert_eq!(pairs.len(), 2);
+    }
 
     #[test]
     fn server_properties_are_key_value_lines() {

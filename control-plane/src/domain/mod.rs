@@ -16,15 +16,15 @@ mod version;
 pub use broker::{
     BrokerCount, BrokerType, InstanceType, Zones, BROKER_TYPES, DEFAULT_ZONES, MAX_BROKERS,
 };
-pub use change::{volume_size, ChangeParameters, ClusterChange, UpgradeStrategy};
+pub use change::{volume_size, ChangeParameters, ClusterChange, SettingsChange, UpgradeStrategy};
 pub use cluster::{cluster_arn, BrokerNodeGroup, ClusterName, ClusterSpec, ConfigurationRef};
-pub use configuration::{configuration_arn, ConfigurationName, ServerProperties};
+pub use configuration::{configuration_arn, properties_pairs, ConfigurationName, ServerProperties};
 pub use error::{At, DomainError};
 pub use node::{AgentState, Heartbeat, NodeVolume};
 pub use state::{ClusterState, OperationState, OperationStep, OperationType, StepKind, StepStatus};
 pub use storage::{
-    ProvisionedThroughput, StorageInfo, VolumeSize, MAX_THROUGHPUT_MIB_S, MAX_VOLUME_GIB,
-    MIN_THROUGHPUT_MIB_S, MIN_VOLUME_GIB,
+    ProvisionedThroughput, StorageAutoExpansion, StorageInfo, VolumeSize, MAX_THROUGHPUT_MIB_S,
+    MAX_VOLUME_GIB, MIN_THROUGHPUT_MIB_S, MIN_VOLUME_GIB,
 };
 pub use tags::Tags;
 pub use version::{KafkaVersion, VersionCatalog};

@@ -144,6 +144,8 @@ pub enum StepKind {
     WaitInSync,
     /// Leaderships back to the preferred replicas.
     ElectPreferredLeaders,
+    /// The broker's dynamic settings set to the new configuration's, while it runs.
+    ApplySettings,
     /// A persistent volume grown online.
     GrowVolume,
     /// The change is done: the cluster is ACTIVE again.
@@ -161,6 +163,7 @@ impl StepKind {
                 | StepKind::RestartAllBrokers
                 | StepKind::WaitInSync
                 | StepKind::ElectPreferredLeaders
+                | StepKind::ApplySettings
                 | StepKind::GrowVolume
         )
     }

@@ -77,9 +77,150 @@ impl StorageInfo {
     }
 }
 
+pub const MIN_TARGET_UTILIZATION: u8 = 10;
+pub const MAX_TARGET_UTILIZATION: u8 = 80;
+pub const MIN_COOLDOWN_SECONDS: u32 = 60;
+pub const MAX_COOLDOWN_SECONDS: u32 = 7 * 24 * 3600;
+pub const DEFAULT_COOLDOWN_SECONDS: u32 = 3600;
+
+/// Storage auto-expansion (MSK's storage auto scaling): when a broker's volume is fuller than
+/// the target utilisation, the control plane grows every broker's volume, by an operation, to
+/// a size at which that broker would be back under the target, never past the maximum, and
+/// not again before the cool-down has passed since the last growth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageAutoExpansion {
+    pub target_utilization_percent: u8,
+    pub max_volume_size: VolumeSize,
+    pub cooldown_seconds: u32,
+}
+
+impl StorageAutoExpansion {
+    /// Checks a policy; `field` names where it was given (for the errors).
+    pub fn parse(
+        target_utilization_percent: i64,
+        max_volume_size_gib: i64,
+        cooldown_seconds: Option<i64>,
+        field: &str,
+    ) -> Result<Self, super::DomainError> {
+        use super::DomainError;
+        let range = i64::from(MIN_TARGET_UTILIZATION)..=i64::from(MAX_TARGET_UTILIZATION);
+        if !range.contains(&target_utilization_percent) {
+            return Err(DomainError::new(
+                format!("{field}.targetUtilizationPercent"),
+                format!(
+                    "must be between {MIN_TARGET_UTILIZATION} and {MAX_TARGET_UTILIZATION}, not \
+                     {target_utilization_percent}"
+                ),
+            ));
+        }
+        let max_volume_size = VolumeSize::parse(max_volume_size_gib)
+            .map_err(|e| DomainError::new(format!("{field}.maxVolumeSizeGib"), e))?;
+        let cooldown = cooldown_seconds.unwrap_or(i64::from(DEFAULT_COOLDOWN_SECONDS));
+        if !(i64::from(MIN_COOLDOWN_SECONDS)..=i64::from(MAX_COOLDOWN_SECONDS)).contains(&cooldown)
+        {
+            return Err(DomainError::new(
+                format!("{field}.cooldownSeconds"),
+                format!(
+                    "must be between {MIN_COOLDOWN_SECONDS} and {MAX_COOLDOWN_SECONDS}, not \
+                     {cooldown}"
+                ),
+            ));
+        }
+        Ok(StorageAutoExpansion {
+            target_utilization_percent: target_utilization_percent as u8,
+            max_volume_size,
+            cooldown_seconds: cooldown as u32,
+        })
+    }
+
+    /// Auto-expansion grows persistent volumes, up to a maximum above their size.
+    pub fn check_for(&self, storage: &StorageInfo) -> Result<(), super::DomainError> {
+        let StorageInfo::Ebs { volume_size, .. } = storage else {
+            return Err(super::DomainError::new(
+                "storageAutoExpansion",
+                "the cluster uses instance storage, which has no volume to grow",
+            ));
+        };
+        if self.max_volume_size <= *volume_size {
+            return Err(super::DomainError::new(
+                "storageAutoExpansion.maxVolumeSizeGib",
+                format!(
+                    "must be more than the volumes' current {} GiB",
+                    volume_size.gib()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a volume of `size` holding `used_bytes` (a GiB being `gib_bytes` on this
+    /// platform) is past the target.
+    pub fn exceeded(&self, size: VolumeSize, used_bytes: u64, gib_bytes: u64) -> bool {
+        let capacity = u128::from(size.gib()) * u128::from(gib_bytes);
+        u128::from(used_bytes) * 100 >= capacity * u128::from(self.target_utilization_percent)
+    }
+
+    /// The size to grow a volume of `size` holding `used_bytes` to: the smallest at which it
+    /// is under the target again, at least one GiB more, at most the maximum. None when it is
+    /// not past the target or already at the maximum.
+    pub fn grown_size(
+        &self,
+        size: VolumeSize,
+        used_bytes: u64,
+        gib_bytes: u64,
+    ) -> Option<VolumeSize> {
+        if !self.exceeded(size, used_bytes, gib_bytes) || size >= self.max_volume_size {
+            return None;
+        }
+        let needed_bytes =
+            u128::from(used_bytes) * 100 / u128::from(self.target_utilization_percent);
+        // The smallest whole size strictly under the target.
+        let needed_gib = needed_bytes / u128::from(gib_bytes.max(1)) + 1;
+        let wanted = needed_gib.max(u128::from(size.gib()) + 1);
+        let capped = wanted.min(u128::from(self.max_volume_size.gib()));
+        VolumeSize::parse(capped as i64).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_expansion_grows_past_the_target_up_to_the_maximum() {
+        let policy = StorageAutoExpansion::parse(50, 10, None, "p").unwrap();
+        assert_eq!(policy.cooldown_seconds, DEFAULT_COOLDOWN_SECONDS);
+        let gib = 1 << 30;
+        let size = VolumeSize::parse(2).unwrap();
+        assert_eq!(policy.grown_size(size, gib / 2, gib), None, "25% used");
+        // 1.4 GiB used of 2 (70%): 3 GiB is under 50%.
+        assert_eq!(
+            policy.grown_size(size, 14 * gib / 10, gib),
+            Some(VolumeSize::parse(3).unwrap())
+        );
+        // 1.5 GiB used of 2 (75%): 3 GiB would be exactly 50%, so 4.
+        assert_eq!(
+            policy.grown_size(size, 3 * gib / 2, gib),
+            Some(VolumeSize::parse(4).unwrap())
+        );
+        // Far past the maximum: the maximum.
+        assert_eq!(
+            policy.grown_size(size, 2 * gib, gib / 1024),
+            Some(VolumeSize::parse(10).unwrap())
+        );
+        let at_max = VolumeSize::parse(10).unwrap();
+        assert_eq!(policy.grown_size(at_max, 10 * gib, gib), None);
+        for (target, max, cooldown, field) in [
+            (5, 10, None, "p.targetUtilizationPercent"),
+            (90, 10, None, "p.targetUtilizationPercent"),
+            (50, 0, None, "p.maxVolumeSizeGib"),
+            (50, 10, Some(1), "p.cooldownSeconds"),
+        ] {
+            let error = StorageAutoExpansion::parse(target, max, cooldown, "p").unwrap_err();
+            assert_eq!(error.field, field);
+        }
+    }
 
     #[test]
     fn volume_size_range() {

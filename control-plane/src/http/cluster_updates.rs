@@ -1,4 +1,5 @@
-//! Changes to a cluster: broker count, storage, broker type, version, configuration, reboot.
+//! Changes to a cluster: broker count, storage (and its auto-expansion), broker type, version,
+//! configuration, reboot.
 //!
 //! Each endpoint parses its body into a domain [`ClusterChange`], finds the cluster, checks
 //! `currentVersion` (409 when the body's differs; 412 when an `If-Match` header's does) and hands
@@ -16,7 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::clusters::{load_cluster, parse_ebs, ConfigurationInfo, EbsStorageInfo};
+use super::clusters::{
+    load_cluster, parse_auto_expansion, parse_ebs, ConfigurationInfo, EbsStorageInfo,
+    StorageAutoExpansionBody,
+};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, IfMatch};
 use super::AppState;
@@ -29,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(update_broker_count))
         .routes(routes!(update_broker_storage))
+        .routes(routes!(update_storage_auto_expansion))
         .routes(routes!(update_broker_type))
         .routes(routes!(update_cluster_kafka_version))
         .routes(routes!(update_cluster_configuration))
@@ -205,6 +210,53 @@ async fn update_broker_storage(
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
     let target = parse_ebs(&request.target_ebs_storage_info, "targetEbsStorageInfo")?;
     start_change(&state, &cluster, ClusterChange::BrokerStorage { target }).await
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateStorageAutoExpansionRequest {
+    pub current_version: String,
+    /// The new policy; null turns auto-expansion off.
+    pub storage_auto_expansion: Option<StorageAutoExpansionBody>,
+}
+
+/// Set or turn off storage auto-expansion (an UPDATE_BROKER_STORAGE operation that grows
+/// nothing itself; the volumes grow later, as they fill).
+#[utoipa::path(
+    put,
+    path = "/v1/clusters/{clusterId}/storage-auto-expansion",
+    operation_id = "updateStorageAutoExpansion",
+    tag = "cluster-updates",
+    params(("clusterId" = Uuid, Path, description = "The cluster's id"), ("If-Match" = Option<String>, Header, description = "currentVersion; 412 on mismatch")),
+    request_body = UpdateStorageAutoExpansionRequest,
+    responses(
+        (status = 200, description = "The change started; its operation", body = ClusterUpdateResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ACTIVE, another operation running, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_storage_auto_expansion(
+    State(state): State<AppState>,
+    Path(cluster_id): Path<String>,
+    if_match: IfMatch,
+    ApiJson(request): ApiJson<UpdateStorageAutoExpansionRequest>,
+) -> ApiResult<Json<ClusterUpdateResponse>> {
+    let cluster =
+        updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
+    let policy = request
+        .storage_auto_expansion
+        .as_ref()
+        .map(|body| parse_auto_expansion(body, "storageAutoExpansion"))
+        .transpose()?;
+    start_change(
+        &state,
+        &cluster,
+        ClusterChange::StorageAutoExpansion(policy),
+    )
+    .await
 }
 
 /// Change the broker size.

@@ -18,8 +18,8 @@ use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
 use crate::domain::{
     At, BrokerCount, BrokerNodeGroup, ClusterName, ClusterSpec, ClusterState, ConfigurationRef,
-    DomainError, InstanceType, ProvisionedThroughput, StorageInfo, Tags, VersionCatalog,
-    VolumeSize, Zones,
+    DomainError, InstanceType, ProvisionedThroughput, StorageAutoExpansion, StorageInfo, Tags,
+    VersionCatalog, VolumeSize, Zones,
 };
 use crate::store::{
     ClusterFilter, ClusterRecord, CreateOutcome, Cursor, Idempotency, NewCluster, OperationRecord,
@@ -91,6 +91,45 @@ pub struct ConfigurationInfo {
     pub revision: i64,
 }
 
+/// Storage auto-expansion: when a broker's volume is fuller than the target, every broker's
+/// volume grows (an UPDATE_BROKER_STORAGE operation the control plane starts by itself) to a
+/// size that brings it back under the target, never past the maximum, and not again before the
+/// cool-down has passed. Persistent (EBS) storage only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageAutoExpansionBody {
+    /// Disk use, in % of the volume, past which volumes grow: 10 to 80.
+    #[schema(minimum = 10, maximum = 80)]
+    pub target_utilization_percent: i64,
+    /// The largest size auto-expansion grows a volume to, in GiB (more than the current size).
+    #[schema(minimum = 1, maximum = 16384)]
+    pub max_volume_size_gib: i64,
+    /// Seconds after one growth before the next: 60 to 604800, default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60, maximum = 604800)]
+    pub cooldown_seconds: Option<i64>,
+}
+
+pub(super) fn parse_auto_expansion(
+    body: &StorageAutoExpansionBody,
+    field: &str,
+) -> Result<StorageAutoExpansion, DomainError> {
+    StorageAutoExpansion::parse(
+        body.target_utilization_percent,
+        body.max_volume_size_gib,
+        body.cooldown_seconds,
+        field,
+    )
+}
+
+pub(super) fn auto_expansion_body(policy: &StorageAutoExpansion) -> StorageAutoExpansionBody {
+    StorageAutoExpansionBody {
+        target_utilization_percent: i64::from(policy.target_utilization_percent),
+        max_volume_size_gib: i64::from(policy.max_volume_size.gib()),
+        cooldown_seconds: Some(i64::from(policy.cooldown_seconds)),
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateClusterRequest {
@@ -104,6 +143,8 @@ pub struct CreateClusterRequest {
     pub broker_node_group_info: BrokerNodeGroupInfo,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration_info: Option<ConfigurationInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_auto_expansion: Option<StorageAutoExpansionBody>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// Same role as the `Idempotency-Key` header (which wins if both are given and agree).
@@ -139,6 +180,8 @@ pub struct ClusterInfo {
     pub broker_node_group_info: BrokerNodeGroupInfo,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration_info: Option<ConfigurationInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_auto_expansion: Option<StorageAutoExpansionBody>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -151,6 +194,8 @@ pub struct ClusterSpecInfo {
     pub broker_node_group_info: BrokerNodeGroupInfo,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration_info: Option<ConfigurationInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_auto_expansion: Option<StorageAutoExpansionBody>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -261,6 +306,14 @@ pub(crate) fn parse_create(
             revision: c.revision,
         });
     let tags = Tags::parse(request.tags.clone()).at("tags")?;
+    let storage_auto_expansion = request
+        .storage_auto_expansion
+        .as_ref()
+        .map(|body| parse_auto_expansion(body, "storageAutoExpansion"))
+        .transpose()?;
+    if let Some(policy) = &storage_auto_expansion {
+        policy.check_for(&storage)?;
+    }
     let spec = ClusterSpec {
         kafka_version,
         number_of_broker_nodes,
@@ -270,6 +323,7 @@ pub(crate) fn parse_create(
             storage,
         },
         configuration,
+        storage_auto_expansion,
     };
     Ok((name, spec, tags))
 }
@@ -310,6 +364,10 @@ pub(super) fn spec_info(spec: &ClusterSpec) -> ClusterSpecInfo {
             arn: c.arn.clone(),
             revision: c.revision,
         }),
+        storage_auto_expansion: spec
+            .storage_auto_expansion
+            .as_ref()
+            .map(auto_expansion_body),
     }
 }
 
@@ -326,6 +384,7 @@ pub(super) fn cluster_info(cluster: &ClusterRecord) -> ClusterInfo {
         number_of_broker_nodes: spec.number_of_broker_nodes,
         broker_node_group_info: spec.broker_node_group_info,
         configuration_info: spec.configuration_info,
+        storage_auto_expansion: spec.storage_auto_expansion,
         tags: cluster.tags.as_map().clone(),
     }
 }

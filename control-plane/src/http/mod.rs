@@ -40,7 +40,7 @@ use error::ApiError;
 pub use clusters::{
     BrokerNodeGroupInfo, ClusterInfo, ConfigurationInfo, CreateClusterRequest,
     CreateClusterResponse, EbsStorageInfo, InstanceStorageInfo, ListClustersResponse,
-    ProvisionedThroughputBody, StorageInfoBody,
+    ProvisionedThroughputBody, StorageAutoExpansionBody, StorageInfoBody,
 };
 // The doors into the store that the KafkaCluster controller shares with the REST API (changes go
 // through the clusters service instead).

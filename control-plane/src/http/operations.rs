@@ -98,6 +98,14 @@ pub struct ClusterOperationInfo {
     /// The desired spec after the change (absent for DELETE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_cluster_info: Option<ClusterSpecInfo>,
+    /// Why the control plane started this operation by itself (storage auto-expansion);
+    /// absent for an operation a user asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    /// For a change that brings a new configuration revision: which settings change and how
+    /// they reach the brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_change: Option<SettingsChangeInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_info: Option<String>,
     pub creation_time: DateTime<Utc>,
@@ -105,6 +113,20 @@ pub struct ClusterOperationInfo {
     pub start_time: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<DateTime<Utc>>,
+}
+
+/// How a new configuration revision reaches the brokers: dynamic settings are given to the
+/// running brokers; settings read only at start need a rolling restart.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsChangeInfo {
+    /// Settings added, removed or given another value.
+    pub changed_settings: Vec<String>,
+    /// Those of them read only at start, for which brokers restart one at a time (all at once
+    /// with the downtime strategy). Empty: applied without restarting any broker.
+    pub restart_required_by: Vec<String>,
+    /// What the operation does, and why, in one line.
+    pub description: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -159,6 +181,14 @@ fn operation_info(operation: OperationRecord) -> ClusterOperationInfo {
         operation_steps: operation.steps.into_iter().map(step_info).collect(),
         source_cluster_info: operation.source_spec.as_ref().map(spec_info),
         target_cluster_info: operation.target_spec.as_ref().map(spec_info),
+        trigger: operation.parameters.trigger.clone(),
+        settings_change: operation.parameters.settings.as_ref().map(|settings| {
+            SettingsChangeInfo {
+                changed_settings: settings.changed.clone(),
+                restart_required_by: settings.needs_restart.clone(),
+                description: settings.describe(),
+            }
+        }),
         error_info: operation.error,
         creation_time: operation.created_at,
         start_time: operation.started_at,

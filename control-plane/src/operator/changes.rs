@@ -30,14 +30,31 @@ pub(super) fn spec_changes(
             ClusterChange::BrokerCount(desired.number_of_broker_nodes),
         ));
     }
+    // With auto-expansion the volumes may have grown past the spec's size, which then stays
+    // their lower bound: only a size above the current one is a change.
+    let auto_grown = current.storage_auto_expansion.is_some()
+        && matches!(
+            (
+                crate::domain::volume_size(&desired.broker_node_group.storage),
+                crate::domain::volume_size(&current.broker_node_group.storage),
+            ),
+            (Some(wanted), Some(now)) if wanted <= now
+        );
     if desired.broker_node_group.storage.is_persistent()
         && desired.broker_node_group.storage != current.broker_node_group.storage
+        && !auto_grown
     {
         changes.push((
             "spec.brokerNodeGroupInfo.storageInfo.ebsStorageInfo",
             ClusterChange::BrokerStorage {
                 target: desired.broker_node_group.storage,
             },
+        ));
+    }
+    if desired.storage_auto_expansion != current.storage_auto_expansion {
+        changes.push((
+            "spec.storageAutoExpansion",
+            ClusterChange::StorageAutoExpansion(desired.storage_auto_expansion),
         ));
     }
     if desired.broker_node_group.instance_type != current.broker_node_group.instance_type {

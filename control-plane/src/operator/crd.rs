@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::http::{
     BrokerNodeGroupInfo, ConfigurationInfo, CreateClusterRequest, EbsStorageInfo,
-    InstanceStorageInfo, ProvisionedThroughputBody, StorageInfoBody,
+    InstanceStorageInfo, ProvisionedThroughputBody, StorageAutoExpansionBody, StorageInfoBody,
 };
 
 /// The desired state of a Millrace Kafka cluster.
@@ -59,6 +59,10 @@ pub struct KafkaClusterSpec {
     /// A configuration revision (`POST /v1/configurations`) to apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration_info: Option<ConfigurationSpec>,
+    /// Grow the persistent volumes by themselves as they fill; the volumes may then be larger
+    /// than `ebsStorageInfo.volumeSize`, which stays their lower bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_auto_expansion: Option<StorageAutoExpansionSpec>,
     /// How a change that needs new brokers is rolled out. Only `InPlace` is accepted by this
     /// control plane; `Rolling` and `BlueGreen` are refused with a `Degraded` condition.
     #[serde(default)]
@@ -130,6 +134,24 @@ pub struct InstanceStorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = MIN_VOLUME_GIB, max = MAX_VOLUME_GIB))]
     pub volume_size: Option<i64>,
+}
+
+/// Storage auto-expansion: when a broker's volume is fuller than the target, every volume grows
+/// (an operation the control plane starts by itself), never past the maximum, not again
+/// before the cool-down has passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageAutoExpansionSpec {
+    /// Disk use, in % of the volume, past which volumes grow: 10 to 80.
+    #[schemars(range(min = 10, max = 80))]
+    pub target_utilization_percent: i64,
+    /// The largest size auto-expansion grows a volume to, in GiB.
+    #[schemars(range(min = MIN_VOLUME_GIB, max = MAX_VOLUME_GIB))]
+    pub max_volume_size_gib: i64,
+    /// Seconds after one growth before the next: 60 to 604800, default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 604800))]
+    pub cooldown_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -325,6 +347,13 @@ impl KafkaClusterSpec {
             configuration_info: self.configuration_info.as_ref().map(|c| ConfigurationInfo {
                 arn: c.arn.clone(),
                 revision: c.revision,
+            }),
+            storage_auto_expansion: self.storage_auto_expansion.as_ref().map(|p| {
+                StorageAutoExpansionBody {
+                    target_utilization_percent: p.target_utilization_percent,
+                    max_volume_size_gib: p.max_volume_size_gib,
+                    cooldown_seconds: p.cooldown_seconds,
+                }
             }),
             tags: self.tags.clone(),
             client_request_token: None,

@@ -290,6 +290,7 @@ mod tests {
                     },
                 },
                 configuration: None,
+                storage_auto_expansion: None,
             },
             state,
             current_version: 4,

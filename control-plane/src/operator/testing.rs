@@ -325,6 +325,7 @@ pub(crate) fn spec() -> KafkaClusterSpec {
             },
         },
         configuration_info: None,
+        storage_auto_expansion: None,
         upgrade_strategy: UpgradeStrategy::InPlace,
         tags: BTreeMap::from([("team".to_owned(), "data".to_owned())]),
     }

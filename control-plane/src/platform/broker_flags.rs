@@ -1,10 +1,15 @@
 //! server.properties-style settings (Kafka's names, as users know them from MSK configurations)
 //! translated to `millrace-broker` flags. A key the broker does not implement is refused, never
 //! dropped: a configuration that silently does nothing is worse than an error.
+//!
+//! Some settings are also dynamic: a running broker takes them through IncrementalAlterConfigs
+//! on its own BROKER resource (Kafka's dynamic broker configuration: the log defaults and
+//! message.max.bytes), so a configuration change that touches only those restarts nothing.
 
 use std::collections::BTreeMap;
 
 use super::PlatformError;
+use crate::domain::SettingsChange;
 
 /// How a setting's value becomes a flag.
 #[derive(Clone, Copy)]
@@ -66,6 +71,81 @@ const SETTINGS: &[(&str, Kind)] = &[
         Kind::Integer("--group-max-session-timeout-ms"),
     ),
 ];
+
+/// The setting a running broker takes under its own name, for the settings that are dynamic.
+fn dynamic_name(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "log.retention.ms" => "log.retention.ms",
+        "log.retention.hours" => "log.retention.ms",
+        "log.retention.bytes" => "log.retention.bytes",
+        "log.segment.bytes" => "log.segment.bytes",
+        "log.roll.ms" => "log.roll.ms",
+        "log.flush.interval.messages" => "log.flush.interval.messages",
+        "log.flush.interval.ms" => "log.flush.interval.ms",
+        "message.max.bytes" => "message.max.bytes",
+        _ => return None,
+    })
+}
+
+/// Every dynamic setting as brokers name it (what a broker is told to forget when a
+/// configuration no longer sets it).
+pub const DYNAMIC_BROKER_SETTINGS: &[&str] = &[
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "message.max.bytes",
+];
+
+/// The dynamic settings of `config`, as brokers name them, with the values their flags would
+/// get (hours become milliseconds; of two keys for one setting the later flag wins, as on the
+/// command line).
+pub fn dynamic_settings(
+    config: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, PlatformError> {
+    let mut dynamic = BTreeMap::new();
+    for (key, value) in config {
+        let Some(name) = dynamic_name(key) else {
+            continue;
+        };
+        let flags = broker_flags(&BTreeMap::from([(key.clone(), value.clone())]))?;
+        if let Some((_, value)) = flags.first().and_then(|flag| flag.split_once('=')) {
+            dynamic.insert(name.to_string(), value.to_string());
+        }
+    }
+    Ok(dynamic)
+}
+
+/// What going from the settings `from` to `to` changes, and whether a restart is needed.
+pub fn settings_change(
+    from: &BTreeMap<String, String>,
+    to: &BTreeMap<String, String>,
+) -> Result<SettingsChange, PlatformError> {
+    let changed: Vec<String> = from
+        .keys()
+        .chain(to.keys())
+        .filter(|key| from.get(*key) != to.get(*key))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .cloned()
+        .collect();
+    // A removed setting restarts too, even a dynamic one: brokers may hold it as a flag from
+    // their last start, and only a start without it returns it to the broker's default.
+    let needs_restart = changed
+        .iter()
+        .filter(|key| dynamic_name(key).is_none() || !to.contains_key(*key))
+        .cloned()
+        .collect();
+    let dynamic = dynamic_settings(to)?;
+    Ok(SettingsChange {
+        dynamic_changed: dynamic_settings(from).ok().as_ref() != Some(&dynamic),
+        changed,
+        needs_restart,
+        dynamic,
+    })
+}
 
 /// The keys a configuration may set, for validating user input early.
 pub fn supported_keys() -> impl Iterator<Item = &'static str> {
@@ -162,6 +242,66 @@ mod tests {
             .to_string();
         assert!(error.contains("brokerConfig.num.partitions"), "{error}");
         assert!(broker_flags(&config(&[("auto.create.topics.enable", "yes")])).is_err());
+    }
+
+    #[test]
+    fn a_change_of_dynamic_settings_needs_no_restart() {
+        let from = config(&[("log.retention.hours", "1"), ("num.partitions", "3")]);
+        let to = config(&[
+            ("log.retention.hours", "2"),
+            ("message.max.bytes", "2000000"),
+            ("num.partitions", "3"),
+        ]);
+        let change = settings_change(&from, &to).unwrap();
+        assert_eq!(change.changed, ["log.retention.hours", "message.max.bytes"]);
+        assert!(!change.restarts(), "{change:?}");
+        assert!(change.dynamic_changed);
+        assert_eq!(
+            change.dynamic,
+            config(&[
+                ("log.retention.ms", "7200000"),
+                ("message.max.bytes", "2000000")
+            ])
+        );
+        assert!(
+            change.describe().contains("without a restart"),
+            "{}",
+            change.describe()
+        );
+    }
+
+    #[test]
+    fn a_change_of_a_static_setting_restarts_and_says_which() {
+        let from = config(&[
+            ("auto.create.topics.enable", "false"),
+            ("log.roll.ms", "1000"),
+        ]);
+        let to = config(&[("auto.create.topics.enable", "true")]);
+        let change = settings_change(&from, &to).unwrap();
+        assert_eq!(
+            change.needs_restart,
+            ["auto.create.topics.enable", "log.roll.ms"],
+            "a removed dynamic setting needs a start without its flag"
+        );
+        assert!(change.dynamic_changed);
+        assert!(change.dynamic.is_empty());
+        let text = change.describe();
+        assert!(
+            text.contains("rolling restart for auto.create.topics.enable"),
+            "{text}"
+        );
+        let same_dynamic =
+            settings_change(&to, &config(&[("auto.create.topics.enable", "false")])).unwrap();
+        assert!(!same_dynamic.dynamic_changed);
+    }
+
+    #[test]
+    fn every_dynamic_setting_is_a_broker_name() {
+        for key in supported_keys() {
+            if let Some(name) = dynamic_name(key) {
+                assert!(DYNAMIC_BROKER_SETTINGS.contains(&name), "{key}");
+            }
+        }
     }
 
     #[test]

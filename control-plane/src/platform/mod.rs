@@ -258,4 +258,9 @@ pub trait Platform: Send + Sync {
 
     /// Broker versions this platform can run, e.g. `["millrace-0.1.0"]`.
     fn installed_versions(&self) -> Vec<String>;
+
+    /// Bytes in a GiB of volume (the local platform may make them fewer, for demos and tests).
+    fn volume_gib_bytes(&self) -> u64 {
+        1 << 30
+    }
 }

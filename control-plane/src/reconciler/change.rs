@@ -9,8 +9,9 @@ use tracing::info;
 use super::execute::{node_of, node_volume, volume_spec, Outcome, Pass};
 use super::plan::{node_state, Step};
 use super::{ReconcileError, Reconciler};
-use crate::brokers::CanStop;
-use crate::domain::{ClusterState, OperationState, StepStatus};
+use crate::brokers::{AlterOutcome, CanStop};
+use crate::domain::{ClusterState, OperationState, StepKind, StepStatus};
+use crate::platform::broker_flags::DYNAMIC_BROKER_SETTINGS;
 use crate::platform::{NodePhase, ObservedNode, PlatformError};
 use crate::store::NodeRecord;
 
@@ -162,6 +163,26 @@ impl Reconciler {
                     Err(error) => self.wait_or_fail(pass, step, &error.to_string()).await,
                 }
             }
+            Step::ApplySettings(broker_id) => {
+                let targets: Vec<i32> = match broker_id {
+                    Some(id) => vec![*id],
+                    None => nodes.iter().map(|n| n.broker_id).collect(),
+                };
+                let mut notes = Vec::new();
+                for id in targets {
+                    match self.apply_settings(pass, observed, id).await {
+                        Ok(note) => notes.push(note),
+                        Err(Refusal::Wait(why)) => {
+                            return self.wait_or_fail(pass, step, &why).await
+                        }
+                        Err(Refusal::Fail(reason)) => {
+                            self.fail(pass, step, &reason).await?;
+                            return Ok(Outcome::Finished);
+                        }
+                    }
+                }
+                self.done(pass, step, &notes.join("; ")).await
+            }
             Step::GrowVolume(broker_id) => {
                 let storage = pass.cluster.spec.broker_node_group.storage;
                 let volume = volume_spec(&storage);
@@ -247,6 +268,70 @@ impl Reconciler {
         }
     }
 
+    /// Gives one broker exactly the dynamic settings of the operation's configuration (setting
+    /// the same values again is harmless, so a repeated step is too).
+    async fn apply_settings(
+        &self,
+        pass: &Pass,
+        observed: &[ObservedNode],
+        broker_id: i32,
+    ) -> Result<String, Refusal> {
+        let Some(op) = pass.operation.as_ref() else {
+            return Err(Refusal::Fail("the change has no operation".into()));
+        };
+        let Some(settings) = op.parameters.settings.as_ref() else {
+            return Ok("the operation changes no setting".into());
+        };
+        let Some(node) = running(observed, broker_id) else {
+            return Err(Refusal::Wait(format!(
+                "broker {broker_id} is not serving: waiting to give it its settings"
+            )));
+        };
+        let answer = self
+            .brokers
+            .set_dynamic_configs(
+                &node.endpoints.kafka,
+                broker_id,
+                &settings.dynamic,
+                DYNAMIC_BROKER_SETTINGS,
+            )
+            .await
+            .map_err(|e| Refusal::Wait(e.to_string()))?;
+        let restarted = op.steps.iter().any(|s| {
+            s.status == StepStatus::Complete
+                && (s.is(StepKind::RestartBroker, Some(broker_id))
+                    || s.is(StepKind::RestartAllBrokers, None))
+        });
+        match answer {
+            AlterOutcome::Applied => Ok(format!(
+                "broker {broker_id}: dynamic settings {}",
+                if settings.dynamic.is_empty() {
+                    "back to the start values".to_string()
+                } else {
+                    settings
+                        .dynamic
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )),
+            // A broker version without dynamic settings keeps none: its restart applied the
+            // whole configuration as flags.
+            AlterOutcome::NotSupported(_) if restarted => Ok(format!(
+                "broker {broker_id} ({}) has no dynamic settings; its restart applied the \
+                 configuration",
+                node.broker_version
+            )),
+            AlterOutcome::NotSupported(said) => Err(Refusal::Fail(format!(
+                "broker {broker_id} runs {}, which cannot change its settings while it runs \
+                 (it answered: {said}); upgrade it first, or apply the configuration together \
+                 with a version change, which restarts the brokers",
+                node.broker_version
+            ))),
+        }
+    }
+
     /// Restarts one broker in place with the cluster's (target) spec; idempotent per operation.
     async fn restart(
         &self,
@@ -322,6 +407,14 @@ impl Reconciler {
             .await?;
         Ok(Outcome::Wait)
     }
+}
+
+/// Why a step cannot complete now.
+enum Refusal {
+    /// It may later: wait (up to the roll step timeout).
+    Wait(String),
+    /// It never will: the operation fails.
+    Fail(String),
 }
 
 /// The id a broker's in-place restart is carried out under: one per operation and broker, so

@@ -2,7 +2,6 @@
 //! the cluster's operation (name, status, times, message) so a restarted control plane shows and
 //! resumes where the work was.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
@@ -121,6 +120,7 @@ impl Reconciler {
             | Step::RestartAllBrokers
             | Step::WaitInSync(_)
             | Step::ElectPreferredLeaders(_)
+            | Step::ApplySettings(_)
             | Step::GrowVolume(_)
             | Step::FinishChange => self.perform_change(pass, step, nodes, observed).await,
             Step::AllocateNodes => {
@@ -356,27 +356,15 @@ impl Reconciler {
                 .name()
                 .to_owned(),
             volume: volume_spec(&cluster.spec.broker_node_group.storage),
-            broker_config: self.broker_config(cluster).await?,
+            broker_config: self
+                .store
+                .configuration_settings(cluster.spec.configuration.as_ref())
+                .await?,
             voters,
             agent_token: self.store.create_agent_token(cluster.id, broker_id).await?,
             control_plane_url: self.config.control_plane_url.clone(),
         };
         Ok((spec, endpoints[index].clone()))
-    }
-
-    /// The server.properties of the cluster's configuration revision, as key/value pairs.
-    async fn broker_config(
-        &self,
-        cluster: &ClusterRecord,
-    ) -> Result<BTreeMap<String, String>, ReconcileError> {
-        let Some(reference) = &cluster.spec.configuration else {
-            return Ok(BTreeMap::new());
-        };
-        let revision = self
-            .store
-            .get_configuration_revision(&reference.arn, reference.revision)
-            .await?;
-        Ok(parse_properties(&revision.server_properties))
     }
 
     /// Moves the cluster to HEALING and opens a HEAL operation. The state moves first, and only
@@ -642,29 +630,5 @@ pub(super) fn node_volume(storage: &StorageInfo, location: Option<String>) -> No
             size_gib: None,
             location,
         },
-    }
-}
-
-/// `key=value` lines of a (validated) server.properties document.
-fn parse_properties(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('!'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn properties_become_pairs() {
-        let pairs =
-            parse_properties("# comment\nauto.create.topics.enable = true\n\nnum.partitions=3");
-        assert_eq!(pairs["auto.create.topics.enable"], "true");
-        assert_eq!(pairs["num.partitions"], "3");
-        assert_eq!(pairs.len(), 2);
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::{
     volume_size, ClusterChange, ClusterState, ConfigurationRef, DomainError, StorageInfo,
     VolumeSize,
 };
+use crate::platform::broker_flags;
 use crate::store::{ClusterRecord, Conflict, OperationRecord, Store, StoreError};
 
 impl ClustersService {
@@ -19,6 +20,17 @@ impl ClustersService {
         &self,
         cluster: &ClusterRecord,
         change: &ClusterChange,
+    ) -> Result<OperationRecord, ServiceError> {
+        self.change_because(cluster, change, None).await
+    }
+
+    /// [`Self::change`], started by the control plane itself for `trigger` (recorded on the
+    /// operation).
+    pub async fn change_because(
+        &self,
+        cluster: &ClusterRecord,
+        change: &ClusterChange,
+        trigger: Option<String>,
     ) -> Result<OperationRecord, ServiceError> {
         if !cluster.state.accepts_updates() {
             return Err(Conflict::WrongState {
@@ -33,6 +45,23 @@ impl ClustersService {
             _ => ClusterState::Updating,
         };
         let target = change.target_spec(&cluster.spec);
+        let mut parameters = change.parameters();
+        parameters.trigger = trigger;
+        if target.configuration != cluster.spec.configuration {
+            let settings = broker_flags::settings_change(
+                &self
+                    .store
+                    .configuration_settings(cluster.spec.configuration.as_ref())
+                    .await?,
+                &self
+                    .store
+                    .configuration_settings(target.configuration.as_ref())
+                    .await?,
+            )
+            .map_err(|e| DomainError::new("configurationInfo", e.to_string()))?;
+            info!(cluster_id = %cluster.id, how = %settings.describe(), "configuration change");
+            parameters.settings = Some(settings);
+        }
         let (_, operation) = self
             .store
             .begin_change(
@@ -41,7 +70,7 @@ impl ClustersService {
                 change.operation_type(),
                 &target,
                 state,
-                change.parameters(),
+                parameters,
             )
             .await?;
         info!(
@@ -95,6 +124,19 @@ impl ClustersService {
                     }
                 }
                 check_growth(&current, target)
+            }
+            ClusterChange::StorageAutoExpansion(policy) => {
+                if *policy == cluster.spec.storage_auto_expansion {
+                    return Err(DomainError::new(
+                        "storageAutoExpansion",
+                        "the cluster already has this storage auto-expansion policy",
+                    )
+                    .into());
+                }
+                match policy {
+                    Some(policy) => Ok(policy.check_for(&cluster.spec.broker_node_group.storage)?),
+                    None => Ok(()),
+                }
             }
             ClusterChange::KafkaVersion {
                 target,

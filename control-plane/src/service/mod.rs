@@ -3,9 +3,11 @@
 //! its one error type once; neither door calls the other. It works on the store and wakes the
 //! reconciler; it never touches a platform.
 //!
-//! Today it holds the changes to a running cluster (every update endpoint and spec change);
-//! create and delete still live in `http/clusters.rs`, called by both doors.
+//! Today it holds the changes to a running cluster (every update endpoint and spec change) and
+//! storage auto-expansion, which starts such changes by itself; create and delete still live in
+//! `http/clusters.rs`, called by both doors.
 
+pub mod auto_expansion;
 mod change;
 
 use std::sync::Arc;

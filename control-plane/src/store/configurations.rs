@@ -202,6 +202,21 @@ impl Store {
         })
     }
 
+    /// The settings of a configuration revision as key/value pairs (none: no settings, the
+    /// brokers' defaults).
+    pub async fn configuration_settings(
+        &self,
+        reference: Option<&crate::domain::ConfigurationRef>,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let Some(reference) = reference else {
+            return Ok(Default::default());
+        };
+        let revision = self
+            .get_configuration_revision(&reference.arn, reference.revision)
+            .await?;
+        Ok(crate::domain::properties_pairs(&revision.server_properties))
+    }
+
     /// Deletes a configuration and its revisions, refused while a cluster uses it.
     pub async fn delete_configuration(&self, key: &str) -> Result<(), StoreError> {
         let configuration = self.get_configuration(key).await?;

@@ -170,10 +170,17 @@ pub struct ControlPlane {
     pub token: String,
     database: TestDatabase,
     node_ports: String,
+    /// More `millrace serve` arguments.
+    extra_args: Vec<String>,
 }
 
 impl ControlPlane {
     pub fn start(kind: Database) -> ControlPlane {
+        Self::start_with(kind, &[])
+    }
+
+    /// [`Self::start`] with more `millrace serve` arguments.
+    pub fn start_with(kind: Database, extra_args: &[&str]) -> ControlPlane {
         let data_dir = tempfile::Builder::new()
             .prefix("millrace-cp-e2e-")
             .tempdir()
@@ -185,6 +192,7 @@ impl ControlPlane {
             token: "mr_e2e_admin_token_0123456789abcdef".into(),
             database: TestDatabase::new(kind),
             node_ports: node_port_block(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         control_plane.spawn();
         control_plane
@@ -213,6 +221,7 @@ impl ControlPlane {
             .arg(self.data_dir.path().join("data"))
             .args(["--node-ports", &self.node_ports])
             .args(["--broker-ready-timeout-secs", "90"])
+            .args(&self.extra_args)
             .env("MILLRACE_ADMIN_TOKEN", &self.token)
             .env("MILLRACE_LOG", "info,millrace_control_plane=debug")
             .env_remove("MILLRACE_DATABASE_URL")

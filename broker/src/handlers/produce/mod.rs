@@ -70,18 +70,28 @@ pub async fn handle(
                         })
                     }
                     (Some(partition), Some(records)) => {
-                        let appended = partition.append_as_leader(records);
-                        if let (Ok(outcome), -1) = (&appended, acks) {
-                            awaiting.push((
-                                responses.len(),
-                                partition_responses.len(),
-                                partition.clone(),
-                                outcome.last_offset + 1,
-                                outcome.leader_epoch,
-                                min_insync,
-                            ));
+                        if let Err(message) = broker.capacity.admit(records.len()) {
+                            Err(PartitionError {
+                                error: ResponseError::KafkaStorageError,
+                                message,
+                            })
+                        } else {
+                            let appended = partition.append_as_leader(records);
+                            if let Ok(outcome) = &appended {
+                                broker.capacity.appended(outcome.bytes);
+                            }
+                            if let (Ok(outcome), -1) = (&appended, acks) {
+                                awaiting.push((
+                                    responses.len(),
+                                    partition_responses.len(),
+                                    partition.clone(),
+                                    outcome.last_offset + 1,
+                                    outcome.leader_epoch,
+                                    min_insync,
+                                ));
+                            }
+                            appended
                         }
-                        appended
                     }
                 },
             };

@@ -12,6 +12,9 @@
 //! starts again on the same root adopts them (pid and start time in node.json, checked against
 //! /proc and the agent's /health) instead of starting duplicates.
 
+/// The broker's capacity file in its data directory (see the broker's `capacity` module).
+const BROKER_CAPACITY_FILE: &str = "capacity-bytes";
+
 mod agents;
 mod files;
 mod ports;
@@ -64,6 +67,9 @@ pub struct LocalPlatformConfig {
     pub broker_stop_timeout: Duration,
     /// The agents' heartbeat interval.
     pub heartbeat_interval: Duration,
+    /// Bytes in a GiB of a volume (1 GiB by default; smaller for demos and tests, so that a
+    /// volume fills, and auto-expansion acts, in seconds).
+    pub volume_gib_bytes: u64,
 }
 
 impl LocalPlatformConfig {
@@ -76,6 +82,7 @@ impl LocalPlatformConfig {
             stop_timeout: Duration::from_secs(45),
             broker_stop_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(5),
+            volume_gib_bytes: 1 << 30,
         }
     }
 
@@ -382,9 +389,11 @@ impl Platform for LocalPlatform {
                 return Ok(id);
             }
         }
-        // A directory has no size: the size is recorded for the control plane's bookkeeping.
+        // A directory has no size: the broker enforces it (its capacity file), and it is
+        // recorded for the control plane's bookkeeping.
         std::fs::create_dir_all(&dir)
             .map_err(PlatformError::io(format!("creating {}", dir.display())))?;
+        self.set_capacity(&dir, size_gib)?;
         write_json_atomically(&record_path, &VolumeRecord { size_gib })?;
         Ok(id)
     }
@@ -550,9 +559,29 @@ impl Platform for LocalPlatform {
     fn installed_versions(&self) -> Vec<String> {
         self.versions.clone()
     }
+
+    fn volume_gib_bytes(&self) -> u64 {
+        self.config.volume_gib_bytes
+    }
 }
 
 impl LocalPlatform {
+    /// Gives the broker over `volume` its size: the capacity file in its data directory
+    /// (`<volume>/broker/capacity-bytes`), which the broker enforces and re-reads every second.
+    fn set_capacity(&self, volume: &Path, size_gib: u32) -> Result<()> {
+        let data_dir = volume.join("broker");
+        std::fs::create_dir_all(&data_dir).map_err(PlatformError::io(format!(
+            "creating {}",
+            data_dir.display()
+        )))?;
+        let bytes = u64::from(size_gib).saturating_mul(self.config.volume_gib_bytes);
+        let path = data_dir.join(BROKER_CAPACITY_FILE);
+        let temporary = data_dir.join(format!("{BROKER_CAPACITY_FILE}.tmp"));
+        std::fs::write(&temporary, format!("{bytes}\n"))
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(PlatformError::io(format!("writing {}", path.display())))
+    }
+
     /// Starts the node's agent over its volume (kept when it exists) and records it.
     fn spawn_node(
         &self,
@@ -563,15 +592,21 @@ impl LocalPlatform {
         let (cluster_id, broker_id) = (spec.cluster_id, spec.broker_id);
         let node_dir = self.node_dir(cluster_id, broker_id);
         let volume = self.volume_dir(cluster_id, broker_id, &spec.volume);
-        if spec.volume.is_persistent() {
-            if !volume.join("volume.json").is_file() {
-                return Err(PlatformError::NotFound(format!(
-                    "the persistent volume of broker {broker_id} does not exist: ensure_volume first"
-                )));
+        match spec.volume {
+            VolumeSpec::Persistent { .. } => {
+                if !volume.join("volume.json").is_file() {
+                    return Err(PlatformError::NotFound(format!(
+                        "the persistent volume of broker {broker_id} does not exist: ensure_volume first"
+                    )));
+                }
             }
-        } else {
-            std::fs::create_dir_all(&volume)
-                .map_err(PlatformError::io(format!("creating {}", volume.display())))?;
+            VolumeSpec::InstanceStore { size_gib } => {
+                std::fs::create_dir_all(&volume)
+                    .map_err(PlatformError::io(format!("creating {}", volume.display())))?;
+                if let Some(size_gib) = size_gib {
+                    self.set_capacity(&volume, size_gib)?;
+                }
+            }
         }
         std::fs::create_dir_all(&node_dir).map_err(PlatformError::io(format!(
             "creating {}",

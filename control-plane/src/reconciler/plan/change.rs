@@ -7,6 +7,11 @@
 //! Strimzi KafkaRoller's order: brokers that are not ready first (restarting them cannot make
 //! availability worse), then by id, the active controller last (so the quorum's leadership
 //! moves once, not at every restart). The downtime strategy restarts every broker at once.
+//!
+//! A configuration change whose settings are all dynamic restarts nothing: each broker in turn
+//! is given the new settings (`ApplySettings`). When it also changes dynamic settings, a roll
+//! gives each restarted broker its dynamic settings once it is back in sync (they are kept by
+//! the broker and take precedence over its flags, so they must follow the configuration).
 
 use crate::domain::{volume_size, OperationType, StepKind, StepStatus, UpgradeStrategy};
 use crate::platform::{NodePhase, ObservedNode};
@@ -15,13 +20,24 @@ use crate::store::{ClusterRecord, NodeRecord, OperationRecord};
 use super::Step;
 
 /// One broker's way through a roll, in order.
-const ROLL: [StepKind; 5] = [
+const ROLL: [StepKind; 6] = [
     StepKind::CheckCanStop,
     StepKind::DrainBroker,
     StepKind::RestartBroker,
     StepKind::WaitInSync,
+    StepKind::ApplySettings,
     StepKind::ElectPreferredLeaders,
 ];
+
+/// The steps of a roll for this operation: ApplySettings only when dynamic settings change.
+fn roll_steps(op: &OperationRecord) -> Vec<StepKind> {
+    let settings = op.parameters.settings.as_ref();
+    ROLL.into_iter()
+        .filter(|kind| {
+            *kind != StepKind::ApplySettings || settings.is_some_and(|s| s.dynamic_changed)
+        })
+        .collect()
+}
 
 pub(super) fn plan_change(
     desired: &ClusterRecord,
@@ -35,6 +51,15 @@ pub(super) fn plan_change(
         OperationType::UpdateClusterKafkaVersion
         | OperationType::UpdateClusterConfiguration
         | OperationType::RebootNode => match op.parameters.upgrade_strategy {
+            _ if op.operation_type == OperationType::UpdateClusterConfiguration
+                && op
+                    .parameters
+                    .settings
+                    .as_ref()
+                    .is_some_and(|s| !s.restarts()) =>
+            {
+                plan_dynamic(op, nodes)
+            }
             UpgradeStrategy::InPlace => plan_roll(desired, op, observed, nodes, controller),
             UpgradeStrategy::Downtime => plan_downtime(op),
         },
@@ -56,6 +81,7 @@ fn step_of(kind: StepKind, broker_id: i32) -> Step {
         StepKind::DrainBroker => Step::DrainBroker(broker_id),
         StepKind::RestartBroker => Step::RestartBroker(broker_id),
         StepKind::WaitInSync => Step::WaitInSync(Some(broker_id)),
+        StepKind::ApplySettings => Step::ApplySettings(Some(broker_id)),
         _ => Step::ElectPreferredLeaders(Some(broker_id)),
     }
 }
@@ -94,6 +120,7 @@ fn plan_roll(
     controller: Option<i32>,
 ) -> Step {
     let targets = brokers_to_roll(desired, op, nodes);
+    let roll = roll_steps(op);
     let rolled = |b: i32| completed(op, StepKind::ElectPreferredLeaders, Some(b));
     // The broker under way: the last one a roll step was recorded for, unless it is done.
     let current = op
@@ -115,7 +142,7 @@ fn plan_roll(
         return Step::ReplaceNode(broken);
     }
     if let Some(broker) = current {
-        let next = ROLL
+        let next = roll
             .iter()
             .find(|kind| !completed(op, **kind, Some(broker)))
             .expect("a broker that is not rolled has a step left");
@@ -135,17 +162,31 @@ fn plan_roll(
 }
 
 fn plan_downtime(op: &OperationRecord) -> Step {
+    let settings = op.parameters.settings.as_ref();
     [
         Step::RestartAllBrokers,
         Step::WaitInSync(None),
+        Step::ApplySettings(None),
         Step::ElectPreferredLeaders(None),
     ]
     .into_iter()
+    .filter(|step| {
+        !matches!(step, Step::ApplySettings(_)) || settings.is_some_and(|s| s.dynamic_changed)
+    })
     .find(|step| {
         let (kind, broker) = step.kind();
         !completed(op, kind, broker)
     })
     .unwrap_or(Step::FinishChange)
+}
+
+/// Only dynamic settings change: each broker is given them in turn; no broker restarts.
+fn plan_dynamic(op: &OperationRecord, nodes: &[NodeRecord]) -> Step {
+    let mut ids: Vec<i32> = nodes.iter().map(|n| n.broker_id).collect();
+    ids.sort_unstable();
+    ids.into_iter()
+        .find(|id| !completed(op, StepKind::ApplySettings, Some(*id)))
+        .map_or(Step::FinishChange, |id| Step::ApplySettings(Some(id)))
 }
 
 /// Volumes grow online, one broker after another; no broker restarts.

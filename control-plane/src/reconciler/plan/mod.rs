@@ -63,6 +63,8 @@ pub enum Step {
     WaitInSync(Option<i32>),
     /// Give the preferred replicas their leaderships back (after the broker's restart).
     ElectPreferredLeaders(Option<i32>),
+    /// Give the broker (every broker: None) the new configuration's dynamic settings.
+    ApplySettings(Option<i32>),
     /// Grow the broker's persistent volume to the target size.
     GrowVolume(i32),
     /// The change is carried out: the cluster is ACTIVE again.
@@ -92,6 +94,7 @@ impl Step {
             Step::RestartAllBrokers => (StepKind::RestartAllBrokers, None),
             Step::WaitInSync(b) => (StepKind::WaitInSync, *b),
             Step::ElectPreferredLeaders(b) => (StepKind::ElectPreferredLeaders, *b),
+            Step::ApplySettings(b) => (StepKind::ApplySettings, *b),
             Step::GrowVolume(b) => (StepKind::GrowVolume, Some(*b)),
             Step::FinishChange => (StepKind::FinishChange, None),
             Step::Fail { .. } | Step::Nothing => (StepKind::Fail, None),
@@ -120,6 +123,8 @@ impl Step {
                 format!("ElectPreferredLeaders broker {broker}")
             }
             Step::ElectPreferredLeaders(None) => "ElectPreferredLeaders".into(),
+            Step::ApplySettings(Some(broker)) => format!("ApplySettings broker {broker}"),
+            Step::ApplySettings(None) => "ApplySettings".into(),
             Step::GrowVolume(broker) => format!("GrowVolume broker {broker}"),
             Step::FinishChange => "FinishChange".into(),
             Step::Fail { .. } => "Fail".into(),

@@ -28,6 +28,7 @@ fn cluster(state: ClusterState, brokers: i64) -> ClusterRecord {
                 },
             },
             configuration: None,
+            storage_auto_expansion: None,
         },
         state,
         current_version: 1,
@@ -512,5 +513,75 @@ fn a_change_whose_operation_finished_before_a_crash_only_returns_to_active() {
     assert_eq!(
         plan(&desired, None, &all_running(), &nodes, None),
         Step::FinishChange
+    );
+}
+
+fn settings(needs_restart: &[&str], dynamic_changed: bool) -> crate::domain::SettingsChange {
+    crate::domain::SettingsChange {
+        changed: vec!["log.retention.ms".into()],
+        needs_restart: needs_restart.iter().map(|s| s.to_string()).collect(),
+        dynamic: BTreeMap::from([("log.retention.ms".to_string(), "1000".to_string())]),
+        dynamic_changed,
+    }
+}
+
+#[test]
+fn dynamic_settings_reach_each_broker_without_a_restart() {
+    let (desired, mut op) = changing(OperationType::UpdateClusterConfiguration, "millrace-old");
+    op.parameters.settings = Some(settings(&[], true));
+    let nodes = nodes_on(desired.spec.kafka_version.as_str());
+    for broker in 1..=3 {
+        let step = plan(&desired, Some(&op), &all_running(), &nodes, Some(1));
+        assert_eq!(step, Step::ApplySettings(Some(broker)));
+        done(&mut op, step);
+    }
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, Some(1)),
+        Step::FinishChange
+    );
+    assert!(
+        !op.steps
+            .iter()
+            .any(|s| s.kind == Some(StepKind::RestartBroker)),
+        "nothing restarts"
+    );
+}
+
+#[test]
+fn a_static_roll_gives_each_restarted_broker_its_dynamic_settings_once_in_sync() {
+    let (desired, mut op) = changing(OperationType::UpdateClusterConfiguration, "millrace-old");
+    op.parameters.settings = Some(settings(&["auto.create.topics.enable"], true));
+    let nodes = nodes_on(desired.spec.kafka_version.as_str());
+    for step in [
+        Step::CheckCanStop(1),
+        Step::DrainBroker(1),
+        Step::RestartBroker(1),
+        Step::WaitInSync(Some(1)),
+        Step::ApplySettings(Some(1)),
+        Step::ElectPreferredLeaders(Some(1)),
+        Step::CheckCanStop(2),
+    ] {
+        assert_eq!(
+            plan(&desired, Some(&op), &all_running(), &nodes, None),
+            step
+        );
+        done(&mut op, step);
+    }
+    // Without a dynamic change the roll has no ApplySettings step; downtime has it once.
+    let (_, mut op) = changing(OperationType::UpdateClusterConfiguration, "millrace-old");
+    op.parameters.settings = Some(settings(&["num.partitions"], false));
+    roll_broker(&mut op, 1);
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, None),
+        Step::CheckCanStop(2)
+    );
+    let (_, mut op) = changing(OperationType::UpdateClusterConfiguration, "millrace-old");
+    op.parameters.upgrade_strategy = crate::domain::UpgradeStrategy::Downtime;
+    op.parameters.settings = Some(settings(&["num.partitions"], true));
+    done(&mut op, Step::RestartAllBrokers);
+    done(&mut op, Step::WaitInSync(None));
+    assert_eq!(
+        plan(&desired, Some(&op), &all_running(), &nodes, None),
+        Step::ApplySettings(None)
     );
 }
