@@ -1072,6 +1072,6 @@ async fn catalogs(backend: Backend) {
         .clone();
     assert_eq!(
         large,
-        json!({"instanceType": "kafka.m5.large", "vcpus": 2, "memoryGib": 8})
+        json!({"instanceType": "kafka.m5.large", "vcpus": 2, "memoryGib": 8, "instanceStoreGib": 100})
     );
 }

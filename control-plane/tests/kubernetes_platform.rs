@@ -58,7 +58,10 @@ async fn a_broker_pod_with_its_claim_runs_is_replaced_and_is_deleted() {
         zone,
         broker_version: version.clone(),
         instance_type: "kafka.t3.small".into(),
-        volume: VolumeSpec::Persistent { size_gib: 1 },
+        volume: VolumeSpec::Persistent {
+            size_gib: 1,
+            storage_class: None,
+        },
         broker_config: BTreeMap::from([("auto.create.topics.enable".into(), "true".into())]),
         voters: vec![VoterAddress {
             broker_id: 1,

@@ -153,6 +153,7 @@ async fn store_idle_clusters(store: &Store, count: usize) -> anyhow::Result<Vec<
                 volume_size: VolumeSize::parse(100).map_err(anyhow::Error::msg)?,
                 provisioned_throughput: None,
             },
+            storage_class: None,
         },
         configuration: None,
         storage_auto_expansion: None,

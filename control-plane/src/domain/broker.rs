@@ -8,6 +8,8 @@ pub struct BrokerType {
     pub name: &'static str,
     pub vcpus: u32,
     pub memory_gib: u32,
+    /// The local disk an instance-store broker of this size gets, in GiB.
+    pub instance_store_gib: u32,
 }
 
 /// The broker sizes on offer, named as in Amazon MSK.
@@ -16,21 +18,25 @@ pub const BROKER_TYPES: &[BrokerType] = &[
         name: "kafka.t3.small",
         vcpus: 2,
         memory_gib: 2,
+        instance_store_gib: 20,
     },
     BrokerType {
         name: "kafka.m5.large",
         vcpus: 2,
         memory_gib: 8,
+        instance_store_gib: 100,
     },
     BrokerType {
         name: "kafka.m5.xlarge",
         vcpus: 4,
         memory_gib: 16,
+        instance_store_gib: 200,
     },
     BrokerType {
         name: "kafka.m5.2xlarge",
         vcpus: 8,
         memory_gib: 32,
+        instance_store_gib: 400,
     },
 ];
 
@@ -56,6 +62,11 @@ impl InstanceType {
 
     pub fn name(&self) -> &'static str {
         self.0.name
+    }
+
+    /// The local disk an instance-store broker of this size gets, in GiB.
+    pub fn instance_store_gib(&self) -> u32 {
+        self.0.instance_store_gib
     }
 
     pub fn broker_type(&self) -> &'static BrokerType {

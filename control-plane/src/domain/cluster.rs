@@ -73,6 +73,30 @@ pub struct BrokerNodeGroup {
     pub instance_type: InstanceType,
     pub zones: Zones,
     pub storage: StorageInfo,
+    /// The Kubernetes StorageClass of the persistent volumes (None: the platform's default).
+    /// Fixed at create. The local platform has one kind of volume and only records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+}
+
+/// A Kubernetes StorageClass name: a DNS subdomain (lowercase letters, digits, `-` and `.`,
+/// at most 253 characters, starting and ending with a letter or digit).
+pub fn parse_storage_class(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "{name:?} is not a StorageClass name (a DNS subdomain: lowercase letters, digits, - \
+             and ., at most 253 characters)"
+        ))
+    }
 }
 
 /// What the user asked for: the reconciler's desired state, stored as JSON.

@@ -17,7 +17,9 @@ pub use broker::{
     BrokerCount, BrokerType, InstanceType, Zones, BROKER_TYPES, DEFAULT_ZONES, MAX_BROKERS,
 };
 pub use change::{volume_size, ChangeParameters, ClusterChange, SettingsChange, UpgradeStrategy};
-pub use cluster::{cluster_arn, BrokerNodeGroup, ClusterName, ClusterSpec, ConfigurationRef};
+pub use cluster::{
+    cluster_arn, parse_storage_class, BrokerNodeGroup, ClusterName, ClusterSpec, ConfigurationRef,
+};
 pub use configuration::{configuration_arn, properties_pairs, ConfigurationName, ServerProperties};
 pub use error::{At, DomainError};
 pub use node::{AgentState, Heartbeat, NodeVolume};

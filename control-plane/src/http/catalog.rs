@@ -38,6 +38,8 @@ pub struct BrokerTypeInfo {
     pub instance_type: String,
     pub vcpus: u32,
     pub memory_gib: u32,
+    /// The local disk of an instance-store broker of this size.
+    pub instance_store_gib: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -90,6 +92,7 @@ async fn list_broker_types(State(_state): State<AppState>) -> Json<ListBrokerTyp
                 instance_type: t.name.to_owned(),
                 vcpus: t.vcpus,
                 memory_gib: t.memory_gib,
+                instance_store_gib: t.instance_store_gib,
             })
             .collect(),
     })

@@ -25,7 +25,8 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, IfMatch};
 use super::AppState;
 use crate::domain::{
-    At, BrokerCount, ClusterChange, ConfigurationRef, InstanceType, OperationType, UpgradeStrategy,
+    At, BrokerCount, ClusterChange, ConfigurationRef, DomainError, InstanceType, OperationType,
+    UpgradeStrategy,
 };
 use crate::store::ClusterRecord;
 
@@ -209,6 +210,15 @@ async fn update_broker_storage(
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
     let target = parse_ebs(&request.target_ebs_storage_info, "targetEbsStorageInfo")?;
+    if let Some(class) = &request.target_ebs_storage_info.storage_class {
+        if Some(class) != cluster.spec.broker_node_group.storage_class.as_ref() {
+            return Err(DomainError::new(
+                "targetEbsStorageInfo.storageClass",
+                "the volumes' storage class is fixed at create; leave it out",
+            )
+            .into());
+        }
+    }
     start_change(&state, &cluster, ClusterChange::BrokerStorage { target }).await
 }
 

@@ -17,9 +17,9 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
 use crate::domain::{
-    At, BrokerCount, BrokerNodeGroup, ClusterName, ClusterSpec, ClusterState, ConfigurationRef,
-    DomainError, InstanceType, ProvisionedThroughput, StorageAutoExpansion, StorageInfo, Tags,
-    VersionCatalog, VolumeSize, Zones,
+    parse_storage_class, At, BrokerCount, BrokerNodeGroup, ClusterName, ClusterSpec, ClusterState,
+    ConfigurationRef, DomainError, InstanceType, ProvisionedThroughput, StorageAutoExpansion,
+    StorageInfo, Tags, VersionCatalog, VolumeSize, Zones,
 };
 use crate::store::{
     ClusterFilter, ClusterRecord, CreateOutcome, Cursor, Idempotency, NewCluster, OperationRecord,
@@ -67,6 +67,10 @@ pub struct EbsStorageInfo {
     pub volume_size: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_throughput: Option<ProvisionedThroughputBody>,
+    /// The Kubernetes StorageClass of the volumes (default: the platform's). Fixed at create;
+    /// the local platform records it only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -314,6 +318,14 @@ pub(crate) fn parse_create(
     if let Some(policy) = &storage_auto_expansion {
         policy.check_for(&storage)?;
     }
+    let storage_class = group
+        .storage_info
+        .ebs_storage_info
+        .as_ref()
+        .and_then(|ebs| ebs.storage_class.as_deref())
+        .map(parse_storage_class)
+        .transpose()
+        .at("brokerNodeGroupInfo.storageInfo.ebsStorageInfo.storageClass")?;
     let spec = ClusterSpec {
         kafka_version,
         number_of_broker_nodes,
@@ -321,6 +333,7 @@ pub(crate) fn parse_create(
             instance_type,
             zones,
             storage,
+            storage_class,
         },
         configuration,
         storage_auto_expansion,
@@ -328,8 +341,8 @@ pub(crate) fn parse_create(
     Ok((name, spec, tags))
 }
 
-pub(super) fn storage_body(storage: &StorageInfo) -> StorageInfoBody {
-    match storage {
+pub(super) fn storage_body(group: &BrokerNodeGroup) -> StorageInfoBody {
+    match &group.storage {
         StorageInfo::Ebs {
             volume_size,
             provisioned_throughput,
@@ -340,6 +353,7 @@ pub(super) fn storage_body(storage: &StorageInfo) -> StorageInfoBody {
                     enabled: t.enabled,
                     volume_throughput: t.volume_throughput.map(i64::from),
                 }),
+                storage_class: group.storage_class.clone(),
             }),
             instance_storage_info: None,
         },
@@ -358,7 +372,7 @@ pub(super) fn spec_info(spec: &ClusterSpec) -> ClusterSpecInfo {
         broker_node_group_info: BrokerNodeGroupInfo {
             instance_type: group.instance_type.name().to_owned(),
             zones: Some(group.zones.labels().to_vec()),
-            storage_info: storage_body(&group.storage),
+            storage_info: storage_body(group),
         },
         configuration_info: spec.configuration.as_ref().map(|c| ConfigurationInfo {
             arn: c.arn.clone(),

@@ -284,6 +284,19 @@ async fn update(
             "a cluster cannot switch between EBS-style and instance storage".to_owned(),
         )));
     }
+    if desired.broker_node_group.storage_class != current.broker_node_group.storage_class {
+        return Ok(Some(immutable(
+            "spec.brokerNodeGroupInfo.storageInfo.ebsStorageInfo.storageClass",
+            format!(
+                "the volumes' storage class is {}",
+                current
+                    .broker_node_group
+                    .storage_class
+                    .as_deref()
+                    .unwrap_or("the platform's default")
+            ),
+        )));
+    }
     if desired.configuration.is_none() && current.configuration.is_some() {
         return Ok(Some(immutable(
             "spec.configurationInfo",

@@ -107,8 +107,9 @@ pub struct EbsStorageSpec {
     /// GiB per broker, 1 to 16384; it can only grow.
     #[schemars(range(min = MIN_VOLUME_GIB, max = MAX_VOLUME_GIB))]
     pub volume_size: i64,
-    /// Reserved: the store does not carry a per-cluster storage class yet, so a value is
-    /// refused with a `Degraded` condition (the platform's storage class is used).
+    /// The StorageClass of the volumes' claims (default: the platform's `--storage-class`, else
+    /// the Kubernetes cluster's default). Fixed at create; growing a volume needs a class that
+    /// allows expansion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,8 +130,8 @@ pub struct ProvisionedThroughputSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct InstanceStorageSpec {
-    /// Reserved: the store does not carry an instance-store size yet, so a value is refused
-    /// with a `Degraded` condition.
+    /// The instance store's size comes with the broker size (`GET /v1/broker-types`); a value
+    /// here must be that size (another is refused with a `Degraded` condition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = MIN_VOLUME_GIB, max = MAX_VOLUME_GIB))]
     pub volume_size: Option<i64>,
@@ -293,30 +294,27 @@ impl KafkaClusterSpec {
             });
         }
         let storage = &self.broker_node_group_info.storage_info;
-        if let Some(class) = storage
-            .ebs_storage_info
-            .as_ref()
-            .and_then(|e| e.storage_class.as_ref())
-        {
-            return Err(Unsupported {
-                field: "spec.brokerNodeGroupInfo.storageInfo.ebsStorageInfo.storageClass",
-                message: format!(
-                    "a per-cluster storage class ({class:?}) is not supported yet; leave it out \
-                     to use the platform's"
-                ),
-            });
-        }
         if let Some(size) = storage
             .instance_storage_info
             .as_ref()
             .and_then(|i| i.volume_size)
         {
-            return Err(Unsupported {
-                field: "spec.brokerNodeGroupInfo.storageInfo.instanceStorageInfo.volumeSize",
-                message: format!(
-                    "an instance-store size ({size} GiB) is not supported yet; leave it out"
-                ),
-            });
+            let type_size =
+                crate::domain::InstanceType::parse(&self.broker_node_group_info.instance_type)
+                    .map(|t| t.instance_store_gib());
+            if let Ok(type_size) = type_size {
+                if i64::from(type_size) != size {
+                    return Err(Unsupported {
+                        field:
+                            "spec.brokerNodeGroupInfo.storageInfo.instanceStorageInfo.volumeSize",
+                        message: format!(
+                            "the instance store comes with the broker size: {} has {type_size} \
+                             GiB, not {size}; leave it out or choose another instanceType",
+                            self.broker_node_group_info.instance_type
+                        ),
+                    });
+                }
+            }
         }
         Ok(CreateClusterRequest {
             cluster_name: self
@@ -337,6 +335,7 @@ impl KafkaClusterSpec {
                                 volume_throughput: t.volume_throughput,
                             }
                         }),
+                        storage_class: ebs.storage_class.clone(),
                     }),
                     instance_storage_info: storage
                         .instance_storage_info

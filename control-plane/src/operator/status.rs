@@ -288,6 +288,7 @@ mod tests {
                         volume_size: VolumeSize::parse(10).unwrap(),
                         provisioned_throughput: None,
                     },
+                    storage_class: None,
                 },
                 configuration: None,
                 storage_auto_expansion: None,

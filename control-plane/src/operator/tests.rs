@@ -531,16 +531,17 @@ async fn invalid_spec_is_reported_and_nothing_stored(store: Store) -> Vec<Record
         .ebs_storage_info
         .as_mut()
         .unwrap()
-        .storage_class = Some("fast-ssd".into());
+        .storage_class = Some("Fast_SSD".into());
     classy.upgrade_strategy = UpgradeStrategy::InPlace;
     let classy = resource("classy", "uid-classy", classy);
     let exchange = reconcile_expecting(&ctx, &mut server, &classy, 1, true).await;
-    assert_eq!(exchange.events[0].1, "UnsupportedField");
     let degraded = condition(exchange.status.as_ref().unwrap(), "Degraded");
-    assert!(degraded["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("spec.brokerNodeGroupInfo.storageInfo.ebsStorageInfo.storageClass:"));
+    assert_eq!(degraded["reason"], "InvalidSpec", "{degraded}");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.contains("storageClass") && message.contains("not a StorageClass name"),
+        "{message}"
+    );
     assert!(cluster_of(&store, "uid-classy").await.is_none());
 
     // Kubernetes names may hold dots; cluster names may not.

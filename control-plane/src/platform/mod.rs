@@ -23,9 +23,14 @@ pub type Result<T, E = PlatformError> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum VolumeSpec {
-    /// EBS-style: outlives the node and is re-attached to its replacement.
+    /// EBS-style: outlives the node and is re-attached to its replacement. `storage_class`
+    /// None: the platform's default (Kubernetes: `--storage-class`, else the cluster's default).
     #[serde(rename_all = "camelCase")]
-    Persistent { size_gib: u32 },
+    Persistent {
+        size_gib: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        storage_class: Option<String>,
+    },
     /// Lives and dies with the node: a replacement starts empty and re-replicates.
     #[serde(rename_all = "camelCase")]
     InstanceStore { size_gib: Option<u32> },

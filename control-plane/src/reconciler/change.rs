@@ -184,14 +184,14 @@ impl Reconciler {
                 self.done(pass, step, &notes.join("; ")).await
             }
             Step::GrowVolume(broker_id) => {
-                let storage = pass.cluster.spec.broker_node_group.storage;
-                let volume = volume_spec(&storage);
+                let group = &pass.cluster.spec.broker_node_group;
+                let volume = volume_spec(group);
                 let id = self
                     .platform
                     .ensure_volume(pass.cluster.id, *broker_id, &volume)
                     .await?;
                 let mut node = node_of(nodes, *broker_id)?;
-                node.volume = node_volume(&storage, Some(id.0));
+                node.volume = node_volume(group, Some(id.0));
                 self.store.upsert_node(&node).await?;
                 let note = format!(
                     "volume {} GiB, grown online",

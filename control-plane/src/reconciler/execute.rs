@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::plan::{broker_ids, node_state, plan, Step};
 use super::{ReconcileError, Reconciler};
 use crate::domain::{
-    ClusterState, NodeVolume, OperationState, OperationStep, OperationType, StepStatus, StorageInfo,
+    BrokerNodeGroup, ClusterState, NodeVolume, OperationState, OperationStep, OperationType,
+    StepStatus, StorageInfo,
 };
 use crate::platform::{
     NodeEndpoints, NodeSpec, ObservedNode, PlatformError, VolumeSpec, VoterAddress,
@@ -137,7 +138,7 @@ impl Reconciler {
                         *id,
                         spec.broker_node_group.zones.zone_of(index),
                         spec.kafka_version.as_str(),
-                        node_volume(&spec.broker_node_group.storage, None),
+                        node_volume(&spec.broker_node_group, None),
                         node_state::PROVISIONING,
                     );
                     node.endpoint = Some(endpoints.kafka.clone());
@@ -148,13 +149,13 @@ impl Reconciler {
             }
             Step::EnsureVolume(broker_id) => {
                 self.begin(pass, step).await?;
-                let volume = volume_spec(&pass.cluster.spec.broker_node_group.storage);
+                let volume = volume_spec(&pass.cluster.spec.broker_node_group);
                 let id = self
                     .platform
                     .ensure_volume(cluster_id, *broker_id, &volume)
                     .await?;
                 let mut node = node_of(nodes, *broker_id)?;
-                node.volume = node_volume(&pass.cluster.spec.broker_node_group.storage, Some(id.0));
+                node.volume = node_volume(&pass.cluster.spec.broker_node_group, Some(id.0));
                 node.state = node_state::VOLUME_READY.into();
                 self.store.upsert_node(&node).await?;
                 self.complete(pass, step, None).await?;
@@ -193,7 +194,7 @@ impl Reconciler {
                 // The old node goes (an instance-store volume with it); a persistent volume
                 // stays and is handed to the replacement.
                 self.platform.delete_node(cluster_id, *broker_id).await?;
-                let volume = volume_spec(&pass.cluster.spec.broker_node_group.storage);
+                let volume = volume_spec(&pass.cluster.spec.broker_node_group);
                 self.platform
                     .ensure_volume(cluster_id, *broker_id, &volume)
                     .await?;
@@ -355,7 +356,7 @@ impl Reconciler {
                 .instance_type
                 .name()
                 .to_owned(),
-            volume: volume_spec(&cluster.spec.broker_node_group.storage),
+            volume: volume_spec(&cluster.spec.broker_node_group),
             broker_config: self
                 .store
                 .configuration_settings(cluster.spec.configuration.as_ref())
@@ -609,17 +610,22 @@ pub(super) fn node_of(nodes: &[NodeRecord], broker_id: i32) -> Result<NodeRecord
         .ok_or(ReconcileError::Store(StoreError::NotFound))
 }
 
-pub(super) fn volume_spec(storage: &StorageInfo) -> VolumeSpec {
-    match storage {
+/// The volume a broker of `group` gets: its persistent volume, or the instance store of its
+/// broker size.
+pub(super) fn volume_spec(group: &BrokerNodeGroup) -> VolumeSpec {
+    match group.storage {
         StorageInfo::Ebs { volume_size, .. } => VolumeSpec::Persistent {
             size_gib: volume_size.gib(),
+            storage_class: group.storage_class.clone(),
         },
-        StorageInfo::InstanceStore => VolumeSpec::InstanceStore { size_gib: None },
+        StorageInfo::InstanceStore => VolumeSpec::InstanceStore {
+            size_gib: Some(group.instance_type.instance_store_gib()),
+        },
     }
 }
 
-pub(super) fn node_volume(storage: &StorageInfo, location: Option<String>) -> NodeVolume {
-    match storage {
+pub(super) fn node_volume(group: &BrokerNodeGroup, location: Option<String>) -> NodeVolume {
+    match &group.storage {
         StorageInfo::Ebs { volume_size, .. } => NodeVolume {
             persistent: true,
             size_gib: Some(volume_size.gib()),
@@ -627,7 +633,7 @@ pub(super) fn node_volume(storage: &StorageInfo, location: Option<String>) -> No
         },
         StorageInfo::InstanceStore => NodeVolume {
             persistent: false,
-            size_gib: None,
+            size_gib: Some(group.instance_type.instance_store_gib()),
             location,
         },
     }

@@ -44,20 +44,15 @@ impl Store {
         Ok(true)
     }
 
-    /// Mints the token node `broker_id` of `cluster_id` reports with, replacing any earlier one,
-    /// and returns its plaintext (handed to the agent; not stored).
+    /// Mints the token node `broker_id` of `cluster_id` reports with and returns its plaintext
+    /// (handed to the agent; not stored). Earlier tokens of the node stay valid until this one
+    /// is first used: a node restart that turns out to have been done already (a retried step)
+    /// leaves the running agent's token working.
     pub async fn create_agent_token(
         &self,
         cluster_id: Uuid,
         broker_id: i32,
     ) -> Result<String, StoreError> {
-        sqlx::query(
-            "DELETE FROM api_tokens WHERE kind = 'agent' AND cluster_id = $1 AND broker_id = $2",
-        )
-        .bind(cluster_id.to_string())
-        .bind(i64::from(broker_id))
-        .execute(&self.pool)
-        .await?;
         let token = generate_token(AGENT_TOKEN_PREFIX);
         let name = format!("agent {cluster_id}/{broker_id}");
         self.insert_token(&name, "agent", &token, Some(cluster_id), Some(broker_id))
@@ -93,7 +88,7 @@ impl Store {
     pub async fn authenticate(&self, token: &str) -> Result<Option<TokenIdentity>, StoreError> {
         let digest = token_digest(token);
         let row = sqlx::query(
-            "SELECT id, kind, token_sha256, cluster_id, broker_id FROM api_tokens \
+            "SELECT id, kind, token_sha256, cluster_id, broker_id, created_at FROM api_tokens \
              WHERE token_sha256 = $1",
         )
         .bind(digest.clone())
@@ -116,6 +111,16 @@ impl Store {
                 let broker = broker
                     .and_then(|b| i32::try_from(b).ok())
                     .ok_or_else(|| StoreError::corrupt("agent token without a broker"))?;
+                // The node's agent uses this token: older ones of the node are retired.
+                sqlx::query(
+                    "DELETE FROM api_tokens WHERE kind = 'agent' AND cluster_id = $1 \
+                     AND broker_id = $2 AND created_at < $3",
+                )
+                .bind(cluster.to_string())
+                .bind(i64::from(broker))
+                .bind(get_text(&row, "created_at")?)
+                .execute(&self.pool)
+                .await?;
                 TokenIdentity::Agent {
                     cluster_id: cluster,
                     broker_id: broker,

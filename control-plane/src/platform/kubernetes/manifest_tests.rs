@@ -56,7 +56,10 @@ fn build_pod(volume: VolumeSpec) -> (Uuid, Pod, Vec<String>) {
 
 #[test]
 fn pod_labels_annotations_owner_and_dns_identity() {
-    let (cluster, pod, _) = build_pod(VolumeSpec::Persistent { size_gib: 10 });
+    let (cluster, pod, _) = build_pod(VolumeSpec::Persistent {
+        size_gib: 10,
+        storage_class: None,
+    });
     let labels = pod.metadata.labels.as_ref().unwrap();
     for (key, value) in [
         ("app.kubernetes.io/name", "kafka"),
@@ -90,7 +93,10 @@ fn pod_labels_annotations_owner_and_dns_identity() {
 
 #[test]
 fn pod_resources_come_from_the_broker_type_catalog() {
-    let (_, pod, _) = build_pod(VolumeSpec::Persistent { size_gib: 10 });
+    let (_, pod, _) = build_pod(VolumeSpec::Persistent {
+        size_gib: 10,
+        storage_class: None,
+    });
     let container = &pod.spec.unwrap().containers[0];
     let resources = container.resources.as_ref().unwrap();
     for amounts in [
@@ -105,7 +111,10 @@ fn pod_resources_come_from_the_broker_type_catalog() {
 
 #[test]
 fn pods_are_pinned_to_their_zone_and_spread() {
-    let (cluster, pod, _) = build_pod(VolumeSpec::Persistent { size_gib: 10 });
+    let (cluster, pod, _) = build_pod(VolumeSpec::Persistent {
+        size_gib: 10,
+        storage_class: None,
+    });
     let spec = pod.spec.unwrap();
     let required = spec
         .affinity
@@ -143,7 +152,10 @@ fn pods_are_pinned_to_their_zone_and_spread() {
 
 #[test]
 fn pod_probes_check_the_agent_and_the_broker() {
-    let (_, pod, _) = build_pod(VolumeSpec::Persistent { size_gib: 10 });
+    let (_, pod, _) = build_pod(VolumeSpec::Persistent {
+        size_gib: 10,
+        storage_class: None,
+    });
     let container = &pod.spec.unwrap().containers[0];
     let liveness = container
         .liveness_probe
@@ -183,7 +195,10 @@ fn pod_probes_check_the_agent_and_the_broker() {
 
 #[test]
 fn the_token_reaches_the_pod_only_through_its_secret() {
-    let (cluster, pod, args) = build_pod(VolumeSpec::Persistent { size_gib: 10 });
+    let (cluster, pod, args) = build_pod(VolumeSpec::Persistent {
+        size_gib: 10,
+        storage_class: None,
+    });
     let text = serde_json::to_string(&pod).unwrap();
     assert!(!text.contains(TOKEN), "{text}");
     assert!(!args.iter().any(|arg| arg.contains(TOKEN)));
@@ -243,7 +258,10 @@ fn the_agent_command_line_advertises_the_dns_name() {
 
 #[test]
 fn volumes_are_a_claim_or_a_sized_empty_dir() {
-    let (cluster, pod, _) = build_pod(VolumeSpec::Persistent { size_gib: 10 });
+    let (cluster, pod, _) = build_pod(VolumeSpec::Persistent {
+        size_gib: 10,
+        storage_class: None,
+    });
     let spec = pod.spec.unwrap();
     let volume = &spec.volumes.as_ref().unwrap()[0];
     assert_eq!(

@@ -238,7 +238,7 @@ impl KubernetesPlatform {
                 "heartbeats to the control plane need the node's token".into(),
             ));
         }
-        if let VolumeSpec::Persistent { size_gib: 0 }
+        if let VolumeSpec::Persistent { size_gib: 0, .. }
         | VolumeSpec::InstanceStore { size_gib: Some(0) } = spec.volume
         {
             return Err(invalid("volume.sizeGib", "must be at least 1".into()));
@@ -478,7 +478,7 @@ impl Platform for KubernetesPlatform {
         volume: &VolumeSpec,
     ) -> Result<VolumeId> {
         let namespace = self.namespace(cluster_id);
-        let size_gib = match *volume {
+        let (size_gib, storage_class) = match *volume {
             // An emptyDir is part of its pod: nothing to create before the node.
             VolumeSpec::InstanceStore { .. } => {
                 return Ok(VolumeId(format!(
@@ -486,13 +486,16 @@ impl Platform for KubernetesPlatform {
                     names::pod_name(cluster_id, broker_id)
                 )))
             }
-            VolumeSpec::Persistent { size_gib: 0 } => {
+            VolumeSpec::Persistent { size_gib: 0, .. } => {
                 return Err(PlatformError::InvalidSpec {
                     field: "volume.sizeGib".into(),
                     reason: "must be at least 1".into(),
                 })
             }
-            VolumeSpec::Persistent { size_gib } => size_gib,
+            VolumeSpec::Persistent {
+                size_gib,
+                ref storage_class,
+            } => (size_gib, storage_class.clone()),
         };
         let id = Self::claim_volume_id(&namespace, cluster_id, broker_id);
         let name = names::claim_name(cluster_id, broker_id);
@@ -510,7 +513,9 @@ impl Platform for KubernetesPlatform {
                 &namespace,
                 &owner,
                 size_gib,
-                self.config.storage_class.as_deref(),
+                storage_class
+                    .as_deref()
+                    .or(self.config.storage_class.as_deref()),
             );
             Self::apply(&api, &name, &claim).await?;
             info!(size_gib, claim = %name, "volume claim created");

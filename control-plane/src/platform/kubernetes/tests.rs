@@ -149,7 +149,14 @@ async fn invalid_specs_are_refused_before_any_request() {
         .insert("unclean.leader.election.enable".into(), "true".into());
     assert!(platform.create_node(&spec, &endpoints).await.is_err());
     assert!(platform
-        .ensure_volume(cluster, 1, &VolumeSpec::Persistent { size_gib: 0 })
+        .ensure_volume(
+            cluster,
+            1,
+            &VolumeSpec::Persistent {
+                size_gib: 0,
+                storage_class: None
+            }
+        )
         .await
         .is_err());
     assert!(platform.allocate_endpoints(cluster, &[-1]).await.is_err());

@@ -369,7 +369,7 @@ impl Platform for LocalPlatform {
         volume: &VolumeSpec,
     ) -> Result<VolumeId> {
         let id = Self::volume_id(cluster_id, broker_id, volume);
-        let VolumeSpec::Persistent { size_gib } = *volume else {
+        let VolumeSpec::Persistent { size_gib, .. } = *volume else {
             // Instance store is created with its node.
             return Ok(id);
         };

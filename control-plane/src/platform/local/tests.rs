@@ -222,7 +222,10 @@ async fn a_persistent_volume_is_reattached_to_the_replacement_node() {
     let cluster = fixture.cluster_id;
     let endpoints = platform.allocate_endpoints(cluster, &[1]).await.unwrap();
     let endpoints = &endpoints[0];
-    let volume = VolumeSpec::Persistent { size_gib: 10 };
+    let volume = VolumeSpec::Persistent {
+        size_gib: 10,
+        storage_class: None,
+    };
     let spec = fixture.spec(&platform, 1, volume.clone());
 
     let missing = platform.create_node(&spec, endpoints).await.unwrap_err();
@@ -232,7 +235,10 @@ async fn a_persistent_volume_is_reattached_to_the_replacement_node() {
         platform.ensure_volume(cluster, 1, &volume).await.unwrap(),
         volume_id
     );
-    let shrink = VolumeSpec::Persistent { size_gib: 5 };
+    let shrink = VolumeSpec::Persistent {
+        size_gib: 5,
+        storage_class: None,
+    };
     assert!(platform.ensure_volume(cluster, 1, &shrink).await.is_err());
 
     platform.create_node(&spec, endpoints).await.unwrap();
@@ -293,7 +299,10 @@ async fn a_restarted_control_plane_adopts_running_nodes() {
     let first = fixture.platform();
     let cluster = fixture.cluster_id;
     let endpoints = first.allocate_endpoints(cluster, &[1]).await.unwrap();
-    let volume = VolumeSpec::Persistent { size_gib: 1 };
+    let volume = VolumeSpec::Persistent {
+        size_gib: 1,
+        storage_class: None,
+    };
     first.ensure_volume(cluster, 1, &volume).await.unwrap();
     let spec = fixture.spec(&first, 1, volume);
     first.create_node(&spec, &endpoints[0]).await.unwrap();
@@ -334,7 +343,10 @@ async fn deleting_a_cluster_leaves_no_process_and_no_directory() {
     let cluster = fixture.cluster_id;
     let endpoints = platform.allocate_endpoints(cluster, &[1, 2]).await.unwrap();
     let volumes = [
-        VolumeSpec::Persistent { size_gib: 1 },
+        VolumeSpec::Persistent {
+            size_gib: 1,
+            storage_class: None,
+        },
         VolumeSpec::InstanceStore { size_gib: Some(1) },
     ];
     for (index, volume) in volumes.into_iter().enumerate() {

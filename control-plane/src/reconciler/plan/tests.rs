@@ -26,6 +26,7 @@ fn cluster(state: ClusterState, brokers: i64) -> ClusterRecord {
                     volume_size: VolumeSize::parse(10).unwrap(),
                     provisioned_throughput: None,
                 },
+                storage_class: None,
             },
             configuration: None,
             storage_auto_expansion: None,

@@ -18,7 +18,14 @@ pub(crate) async fn scenario_create_persistent_node() -> Vec<RecordedRequest> {
     let (platform, mut server) = platform();
     let cluster = Uuid::new_v4();
     let paths = Paths::new(cluster);
-    let spec = node_spec(cluster, 1, VolumeSpec::Persistent { size_gib: 100 });
+    let spec = node_spec(
+        cluster,
+        1,
+        VolumeSpec::Persistent {
+            size_gib: 100,
+            storage_class: None,
+        },
+    );
     let endpoints = endpoints(&platform, cluster, 1).await;
 
     let api = async {
@@ -136,7 +143,14 @@ pub(crate) async fn scenario_replaced_pod_gets_its_claim_back() -> Vec<RecordedR
     let (platform, mut server) = platform();
     let cluster = Uuid::new_v4();
     let paths = Paths::new(cluster);
-    let spec = node_spec(cluster, 2, VolumeSpec::Persistent { size_gib: 50 });
+    let spec = node_spec(
+        cluster,
+        2,
+        VolumeSpec::Persistent {
+            size_gib: 50,
+            storage_class: None,
+        },
+    );
     let endpoints = endpoints(&platform, cluster, 2).await;
 
     let api = async {
@@ -307,7 +321,14 @@ pub(crate) async fn scenario_in_place_restart_recreates_the_pod() -> Vec<Recorde
     let (platform, mut server) = platform();
     let cluster = Uuid::new_v4();
     let paths = Paths::new(cluster);
-    let mut spec = node_spec(cluster, 3, VolumeSpec::Persistent { size_gib: 50 });
+    let mut spec = node_spec(
+        cluster,
+        3,
+        VolumeSpec::Persistent {
+            size_gib: 50,
+            storage_class: None,
+        },
+    );
     spec.broker_version = "millrace-0.2.0".into();
     let endpoints = endpoints(&platform, cluster, 3).await;
     let restart_id = "op-1/broker-3";

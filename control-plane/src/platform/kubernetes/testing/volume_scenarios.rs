@@ -52,7 +52,14 @@ pub(crate) async fn scenario_claim_growth() -> Vec<RecordedRequest> {
         server
     };
     let (grown, mut server) = tokio::join!(
-        platform.ensure_volume(cluster, 1, &VolumeSpec::Persistent { size_gib: 150 }),
+        platform.ensure_volume(
+            cluster,
+            1,
+            &VolumeSpec::Persistent {
+                size_gib: 150,
+                storage_class: None
+            }
+        ),
         api
     );
     grown.expect("grown");
@@ -74,7 +81,14 @@ pub(crate) async fn scenario_claim_growth() -> Vec<RecordedRequest> {
             server
         };
     let (refused, mut server) = tokio::join!(
-        platform.ensure_volume(cluster, 1, &VolumeSpec::Persistent { size_gib: 150 }),
+        platform.ensure_volume(
+            cluster,
+            1,
+            &VolumeSpec::Persistent {
+                size_gib: 150,
+                storage_class: None
+            }
+        ),
         api
     );
     let error = refused.expect_err("expansion not allowed").to_string();
@@ -93,7 +107,14 @@ pub(crate) async fn scenario_claim_growth() -> Vec<RecordedRequest> {
         server
     };
     let (shrink, mut server) = tokio::join!(
-        platform.ensure_volume(cluster, 1, &VolumeSpec::Persistent { size_gib: 50 }),
+        platform.ensure_volume(
+            cluster,
+            1,
+            &VolumeSpec::Persistent {
+                size_gib: 50,
+                storage_class: None
+            }
+        ),
         api
     );
     let error = shrink.expect_err("no shrinking").to_string();
