@@ -292,7 +292,7 @@ fn alter_broker(
         Err(AlterError::Invalid(error)) => Err(invalid(error)),
         Err(error @ AlterError::Storage(_)) => {
             tracing::warn!(%error, "dynamic broker configuration not saved");
-            Err((ResponseError::KafkaStorageError, error.to_string()))
+            Err((ResponseError::UnknownServerError, error.to_string()))
         }
     }
 }

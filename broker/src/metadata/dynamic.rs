@@ -95,6 +95,9 @@ pub struct DynamicConfig {
     path: PathBuf,
     flags: BrokerConfig,
     state: RwLock<State>,
+    /// One change at a time; the file is written under it, not under `state`'s lock, so
+    /// readers (every produce) never wait for a disk write.
+    writer: std::sync::Mutex<()>,
     /// Counts changes; the metadata sync re-applies topic configurations when it moves.
     changes: watch::Sender<u64>,
 }
@@ -114,7 +117,19 @@ impl DynamicConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        validate(&overrides).with_context(|| format!("{} holds a bad setting", path.display()))?;
+        // A setting this version does not know (kept by a newer one before a downgrade) or no
+        // longer accepts is left out, not fatal: the broker starts on its flags for it.
+        let overrides: BTreeMap<String, String> = overrides
+            .into_iter()
+            .filter(|(name, value)| {
+                let single = BTreeMap::from([(name.clone(), value.clone())]);
+                let valid = validate(&single);
+                if let Err(error) = &valid {
+                    tracing::warn!(file = %path.display(), %error, "dynamic setting ignored");
+                }
+                valid.is_ok()
+            })
+            .collect();
         let effective = Arc::new(effective(flags, &overrides));
         Ok(DynamicConfig {
             path,
@@ -123,6 +138,7 @@ impl DynamicConfig {
                 overrides,
                 effective,
             }),
+            writer: std::sync::Mutex::new(()),
             changes: watch::channel(0).0,
         })
     }
@@ -155,18 +171,21 @@ impl DynamicConfig {
         set: BTreeMap<String, String>,
         delete: &[String],
     ) -> Result<(), AlterError> {
-        let mut state = self.state.write().expect("dynamic config lock");
-        let mut overrides = state.overrides.clone();
+        let _writer = self.writer.lock().expect("dynamic config writer lock");
+        let current = self.overrides();
+        let mut overrides = current.clone();
         for name in delete {
             overrides.remove(name);
         }
         overrides.extend(set);
         validate(&overrides).map_err(AlterError::Invalid)?;
-        if overrides == state.overrides {
+        if overrides == current {
             return Ok(());
         }
         write_atomically(&self.path, &overrides).map_err(AlterError::Storage)?;
-        state.effective = Arc::new(effective(&self.flags, &overrides));
+        let effective = Arc::new(effective(&self.flags, &overrides));
+        let mut state = self.state.write().expect("dynamic config lock");
+        state.effective = effective;
         state.overrides = overrides;
         drop(state);
         self.changes.send_modify(|n| *n += 1);
@@ -248,6 +267,20 @@ mod tests {
             "back to the flag"
         );
         assert_eq!(reopened.effective().max_message_bytes, 2048);
+    }
+
+    #[test]
+    fn a_setting_this_version_does_not_know_is_ignored_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            r#"{"log.retention.ms": "1000", "log.future.setting": "1"}"#,
+        )
+        .unwrap();
+        let flags = BrokerConfig::parse_from(["millrace-broker"]);
+        let dynamic = DynamicConfig::open(&flags, dir.path()).unwrap();
+        assert_eq!(dynamic.effective().log_retention_ms, 1000);
+        assert_eq!(dynamic.overrides().len(), 1);
     }
 
     #[test]

@@ -473,6 +473,17 @@ impl Partition {
     /// Appends a produce payload as the partition's leader. Retried idempotent batches are
     /// acknowledged with their original offsets and not appended again.
     pub fn append_as_leader(&self, records: &[u8]) -> Result<AppendOutcome, PartitionError> {
+        self.append_as_leader_if(records, |_| Ok(()))
+    }
+
+    /// [`Self::append_as_leader`], appending only what `admit` (given the payload's size)
+    /// accepts. A retried idempotent batch already in the log is acknowledged whatever `admit`
+    /// says: it takes no new space.
+    pub fn append_as_leader_if(
+        &self,
+        records: &[u8],
+        admit: impl FnOnce(usize) -> Result<(), PartitionError>,
+    ) -> Result<AppendOutcome, PartitionError> {
         if !self.is_leader() {
             return Err(ResponseError::NotLeaderOrFollower.into());
         }
@@ -509,6 +520,7 @@ impl Partition {
                 scratch.record(batch);
             }
         }
+        admit(records.len())?;
         let epoch = self.leader_epoch();
         let info = state
             .log

@@ -31,6 +31,8 @@ const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 /// Kafka's INVALID_REQUEST: what a broker without dynamic settings answers for a broker resource.
 const INVALID_REQUEST: i16 = 42;
+/// Kafka's INVALID_CONFIG: a setting or value the broker does not accept.
+const INVALID_CONFIG: i16 = 40;
 
 /// A broker's answer to a change of its dynamic settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub enum AlterOutcome {
     Applied,
     /// The broker's version cannot change its own settings while it runs.
     NotSupported(String),
+    /// The broker refused a setting or value (no retry cures it).
+    Invalid(String),
 }
 
 /// One partition as the metadata describes it.
@@ -178,6 +182,7 @@ pub async fn alter_broker_configs(
     match result.error_code {
         0 => Ok(AlterOutcome::Applied),
         INVALID_REQUEST => Ok(AlterOutcome::NotSupported(message)),
+        INVALID_CONFIG => Ok(AlterOutcome::Invalid(message)),
         code => Err(BrokerError::Protocol {
             address: address.to_owned(),
             message: format!("IncrementalAlterConfigs answered error code {code}: {message}"),

@@ -169,10 +169,18 @@ impl SettingsChange {
         !self.needs_restart.is_empty()
     }
 
-    /// One line for the operation: what it does and why.
-    pub fn describe(&self) -> String {
+    /// One line for the operation: what it does and why. `rolled` when the operation restarts
+    /// the brokers anyway (a version change).
+    pub fn describe(&self, rolled: bool) -> String {
         if self.changed.is_empty() {
             return "no setting changes".into();
+        }
+        if rolled && !self.restarts() {
+            return format!(
+                "applied by the version change's rolling restart, the dynamic settings after \
+                 each broker's restart (changed: {})",
+                self.changed.join(", ")
+            );
         }
         if self.restarts() {
             format!(

@@ -134,7 +134,7 @@ impl StorageAutoExpansion {
         })
     }
 
-    /// Auto-expansion grows persistent volumes, up to a maximum above their size.
+    /// Auto-expansion grows persistent volumes, up to a maximum no smaller than their size.
     pub fn check_for(&self, storage: &StorageInfo) -> Result<(), super::DomainError> {
         let StorageInfo::Ebs { volume_size, .. } = storage else {
             return Err(super::DomainError::new(
@@ -142,11 +142,11 @@ impl StorageAutoExpansion {
                 "the cluster uses instance storage, which has no volume to grow",
             ));
         };
-        if self.max_volume_size <= *volume_size {
+        if self.max_volume_size < *volume_size {
             return Err(super::DomainError::new(
                 "storageAutoExpansion.maxVolumeSizeGib",
                 format!(
-                    "must be more than the volumes' current {} GiB",
+                    "must be at least the volumes' current {} GiB",
                     volume_size.gib()
                 ),
             ));

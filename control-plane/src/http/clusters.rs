@@ -105,7 +105,7 @@ pub struct StorageAutoExpansionBody {
     /// Disk use, in % of the volume, past which volumes grow: 10 to 80.
     #[schema(minimum = 10, maximum = 80)]
     pub target_utilization_percent: i64,
-    /// The largest size auto-expansion grows a volume to, in GiB (more than the current size).
+    /// The largest size auto-expansion grows a volume to, in GiB (at least the current size).
     #[schema(minimum = 1, maximum = 16384)]
     pub max_volume_size_gib: i64,
     /// Seconds after one growth before the next: 60 to 604800, default 3600.

@@ -186,7 +186,8 @@ fn operation_info(operation: OperationRecord) -> ClusterOperationInfo {
             SettingsChangeInfo {
                 changed_settings: settings.changed.clone(),
                 restart_required_by: settings.needs_restart.clone(),
-                description: settings.describe(),
+                description: settings
+                    .describe(operation.operation_type == OperationType::UpdateClusterKafkaVersion),
             }
         }),
         error_info: operation.error,

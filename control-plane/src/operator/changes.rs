@@ -30,24 +30,25 @@ pub(super) fn spec_changes(
             ClusterChange::BrokerCount(desired.number_of_broker_nodes),
         ));
     }
-    // With auto-expansion the volumes may have grown past the spec's size, which then stays
-    // their lower bound: only a size above the current one is a change.
-    let auto_grown = current.storage_auto_expansion.is_some()
-        && matches!(
-            (
-                crate::domain::volume_size(&desired.broker_node_group.storage),
-                crate::domain::volume_size(&current.broker_node_group.storage),
-            ),
-            (Some(wanted), Some(now)) if wanted <= now
-        );
+    // The spec's volume size is a lower bound: volumes never shrink, and auto-expansion may
+    // have grown them past it (the spec need not follow, and stays valid once auto-expansion
+    // is turned off). A larger size is a growth; a smaller one asks for nothing.
+    let mut wanted_storage = desired.broker_node_group.storage;
+    if let (crate::domain::StorageInfo::Ebs { volume_size, .. }, Some(now)) = (
+        &mut wanted_storage,
+        crate::domain::volume_size(&current.broker_node_group.storage),
+    ) {
+        if *volume_size < now {
+            *volume_size = now;
+        }
+    }
     if desired.broker_node_group.storage.is_persistent()
-        && desired.broker_node_group.storage != current.broker_node_group.storage
-        && !auto_grown
+        && wanted_storage != current.broker_node_group.storage
     {
         changes.push((
             "spec.brokerNodeGroupInfo.storageInfo.ebsStorageInfo",
             ClusterChange::BrokerStorage {
-                target: desired.broker_node_group.storage,
+                target: wanted_storage,
             },
         ));
     }

@@ -87,6 +87,16 @@ fn dynamic_name(key: &str) -> Option<&'static str> {
     })
 }
 
+/// The smallest value a broker accepts for a dynamic setting (as its topic-level rules say).
+fn dynamic_minimum(name: &str) -> i64 {
+    match name {
+        "log.segment.bytes" => 14,
+        "log.roll.ms" => 1,
+        "log.flush.interval.ms" | "message.max.bytes" => 0,
+        _ => -1,
+    }
+}
+
 /// Every dynamic setting as brokers name it (what a broker is told to forget when a
 /// configuration no longer sets it).
 pub const DYNAMIC_BROKER_SETTINGS: &[&str] = &[
@@ -112,6 +122,13 @@ pub fn dynamic_settings(
         };
         let flags = broker_flags(&BTreeMap::from([(key.clone(), value.clone())]))?;
         if let Some((_, value)) = flags.first().and_then(|flag| flag.split_once('=')) {
+            let minimum = dynamic_minimum(name);
+            if value.parse::<i64>().is_ok_and(|v| v < minimum) {
+                return Err(PlatformError::InvalidSpec {
+                    field: format!("brokerConfig.{key}"),
+                    reason: format!("{value} is below the minimum {minimum}"),
+                });
+            }
             dynamic.insert(name.to_string(), value.to_string());
         }
     }
@@ -264,9 +281,9 @@ mod tests {
             ])
         );
         assert!(
-            change.describe().contains("without a restart"),
+            change.describe(false).contains("without a restart"),
             "{}",
-            change.describe()
+            change.describe(false)
         );
     }
 
@@ -285,7 +302,7 @@ mod tests {
         );
         assert!(change.dynamic_changed);
         assert!(change.dynamic.is_empty());
-        let text = change.describe();
+        let text = change.describe(false);
         assert!(
             text.contains("rolling restart for auto.create.topics.enable"),
             "{text}"
@@ -293,6 +310,14 @@ mod tests {
         let same_dynamic =
             settings_change(&to, &config(&[("auto.create.topics.enable", "false")])).unwrap();
         assert!(!same_dynamic.dynamic_changed);
+    }
+
+    #[test]
+    fn a_dynamic_value_the_brokers_would_refuse_is_refused_first() {
+        let error = dynamic_settings(&config(&[("log.segment.bytes", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("brokerConfig.log.segment.bytes"), "{error}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::plan::{node_state, Step};
 use super::{ReconcileError, Reconciler};
 use crate::brokers::{AlterOutcome, CanStop};
 use crate::domain::{ClusterState, OperationState, StepKind, StepStatus};
-use crate::platform::broker_flags::DYNAMIC_BROKER_SETTINGS;
+use crate::platform::broker_flags::{self, DYNAMIC_BROKER_SETTINGS};
 use crate::platform::{NodePhase, ObservedNode, PlatformError};
 use crate::store::NodeRecord;
 
@@ -279,8 +279,18 @@ impl Reconciler {
         let Some(op) = pass.operation.as_ref() else {
             return Err(Refusal::Fail("the change has no operation".into()));
         };
-        let Some(settings) = op.parameters.settings.as_ref() else {
-            return Ok("the operation changes no setting".into());
+        // The operation's, or (a change that brings no configuration) the cluster's own.
+        let dynamic = match op.parameters.settings.as_ref() {
+            Some(settings) => settings.dynamic.clone(),
+            None => {
+                let settings = self
+                    .store
+                    .configuration_settings(pass.cluster.spec.configuration.as_ref())
+                    .await
+                    .map_err(|e| Refusal::Wait(e.to_string()))?;
+                broker_flags::dynamic_settings(&settings)
+                    .map_err(|e| Refusal::Fail(e.to_string()))?
+            }
         };
         let Some(node) = running(observed, broker_id) else {
             return Err(Refusal::Wait(format!(
@@ -292,7 +302,7 @@ impl Reconciler {
             .set_dynamic_configs(
                 &node.endpoints.kafka,
                 broker_id,
-                &settings.dynamic,
+                &dynamic,
                 DYNAMIC_BROKER_SETTINGS,
             )
             .await
@@ -305,11 +315,10 @@ impl Reconciler {
         match answer {
             AlterOutcome::Applied => Ok(format!(
                 "broker {broker_id}: dynamic settings {}",
-                if settings.dynamic.is_empty() {
+                if dynamic.is_empty() {
                     "back to the start values".to_string()
                 } else {
-                    settings
-                        .dynamic
+                    dynamic
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect::<Vec<_>>()
@@ -323,6 +332,9 @@ impl Reconciler {
                  configuration",
                 node.broker_version
             )),
+            AlterOutcome::Invalid(said) => Err(Refusal::Fail(format!(
+                "broker {broker_id} refused the settings: {said}"
+            ))),
             AlterOutcome::NotSupported(said) => Err(Refusal::Fail(format!(
                 "broker {broker_id} runs {}, which cannot change its settings while it runs \
                  (it answered: {said}); upgrade it first, or apply the configuration together \

@@ -11,7 +11,12 @@ use chrono::Utc;
 use tracing::{debug, info, warn};
 
 use super::{ClustersService, ServiceError};
-use crate::domain::{volume_size, ClusterChange, ClusterState, OperationType, StorageInfo};
+use crate::domain::{
+    volume_size, ClusterChange, ClusterState, OperationType, StorageInfo, VolumeSize,
+};
+
+/// Disk use older than this is not acted on (agents report every few seconds).
+const HEARTBEAT_FRESHNESS: Duration = Duration::from_secs(120);
 use crate::store::{ClusterFilter, ClusterRecord, OperationRecord};
 
 impl ClustersService {
@@ -60,24 +65,37 @@ impl ClustersService {
             return Ok(None);
         };
         let nodes = self.store.list_nodes(cluster.id).await?;
-        // The fullest broker decides: a volume is sized for the broker that needs the most.
-        let fullest = nodes
+        // Each broker against its own volume, as recently reported: the one that needs the
+        // largest volume decides (volumes of a cluster have one size). A heartbeat older than
+        // HEARTBEAT_FRESHNESS says nothing about now.
+        let now = Utc::now();
+        let wanted = nodes
             .iter()
-            .filter_map(|n| {
-                n.last_heartbeat
-                    .as_ref()
-                    .map(|h| (n.broker_id, h.disk_used_bytes))
+            .filter(|n| {
+                n.last_heartbeat_at
+                    .is_some_and(|at| (now - at).to_std().unwrap_or_default() < HEARTBEAT_FRESHNESS)
             })
-            .max_by_key(|(_, used)| *used);
-        let Some((broker_id, used)) = fullest else {
+            .filter_map(|n| {
+                let used = n.last_heartbeat.as_ref()?.disk_used_bytes;
+                let volume = n
+                    .volume
+                    .size_gib
+                    .and_then(|gib| VolumeSize::parse(i64::from(gib)).ok())
+                    .unwrap_or(size);
+                let grown = policy.grown_size(volume, used, gib_bytes)?;
+                Some((grown, n.broker_id, used, volume))
+            })
+            .max_by_key(|(grown, ..)| *grown);
+        let Some((target, broker_id, used, volume)) = wanted else {
             return Ok(None);
         };
-        let Some(target) = policy.grown_size(size, used, gib_bytes) else {
-            if policy.exceeded(size, used, gib_bytes) {
-                debug!(cluster_id = %cluster.id, size_gib = size.gib(), "volumes past the target at their maximum size");
-            }
+        // A growth that failed half-way left the spec larger than some volumes: the next one
+        // goes to the spec's size at least.
+        let target = target.max(size);
+        if target <= size && nodes.iter().all(|n| n.volume.size_gib >= Some(size.gib())) {
+            debug!(cluster_id = %cluster.id, size_gib = size.gib(), "volumes past the target at their maximum size");
             return Ok(None);
-        };
+        }
         let operations = self.store.list_operations(cluster.id).await?;
         let last_growth = operations
             .iter()
@@ -95,11 +113,11 @@ impl ClustersService {
                 return Ok(None);
             }
         }
-        let percent = used as f64 * 100.0 / (f64::from(size.gib()) * gib_bytes as f64);
+        let percent = used as f64 * 100.0 / (f64::from(volume.gib()) * gib_bytes as f64);
         let trigger = format!(
             "storage auto-expansion: broker {broker_id}'s volume is {percent:.0}% full \
              ({used} bytes of {} GiB; target {}%), grown to {} GiB (maximum {} GiB)",
-            size.gib(),
+            volume.gib(),
             policy.target_utilization_percent,
             target.gib(),
             policy.max_volume_size.gib()

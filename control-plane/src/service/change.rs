@@ -59,7 +59,7 @@ impl ClustersService {
                     .await?,
             )
             .map_err(|e| DomainError::new("configurationInfo", e.to_string()))?;
-            info!(cluster_id = %cluster.id, how = %settings.describe(), "configuration change");
+            info!(cluster_id = %cluster.id, how = %settings.describe(change.operation_type() == crate::domain::OperationType::UpdateClusterKafkaVersion), "configuration change");
             parameters.settings = Some(settings);
         }
         let (_, operation) = self

@@ -53,7 +53,10 @@ impl Log {
         batches: &[u8],
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let headers = validate_batches(batches, self.config.max_batch_bytes)?;
+        // No size limit: the leader admitted these batches under the limit in force there, and
+        // a follower whose own limit differs (a setting changed one broker at a time, or made
+        // smaller after the batches were written) must still copy them, as Kafka's do.
+        let headers = validate_batches(batches, i32::MAX as usize)?;
         let mut expected = self.log_end_offset();
         if let Some(first) = headers.first() {
             // An empty log restarted at its leader's log start, which may fall inside a batch:

@@ -70,28 +70,30 @@ pub async fn handle(
                         })
                     }
                     (Some(partition), Some(records)) => {
-                        if let Err(message) = broker.capacity.admit(records.len()) {
-                            Err(PartitionError {
-                                error: ResponseError::KafkaStorageError,
-                                message,
-                            })
-                        } else {
-                            let appended = partition.append_as_leader(records);
-                            if let Ok(outcome) = &appended {
-                                broker.capacity.appended(outcome.bytes);
-                            }
-                            if let (Ok(outcome), -1) = (&appended, acks) {
-                                awaiting.push((
-                                    responses.len(),
-                                    partition_responses.len(),
-                                    partition.clone(),
-                                    outcome.last_offset + 1,
-                                    outcome.leader_epoch,
-                                    min_insync,
-                                ));
-                            }
-                            appended
+                        // A full volume refuses new records before anything is appended.
+                        let appended = partition.append_as_leader_if(records, |bytes| {
+                            broker
+                                .capacity
+                                .admit(bytes)
+                                .map_err(|message| PartitionError {
+                                    error: ResponseError::KafkaStorageError,
+                                    message,
+                                })
+                        });
+                        if let Ok(outcome) = &appended {
+                            broker.capacity.appended(outcome.bytes);
                         }
+                        if let (Ok(outcome), -1) = (&appended, acks) {
+                            awaiting.push((
+                                responses.len(),
+                                partition_responses.len(),
+                                partition.clone(),
+                                outcome.last_offset + 1,
+                                outcome.leader_epoch,
+                                min_insync,
+                            ));
+                        }
+                        appended
                     }
                 },
             };

@@ -386,6 +386,9 @@ impl Platform for LocalPlatform {
                 });
             }
             if size_gib == existing.size_gib {
+                // Written again every time: a volume from before the broker enforced sizes, or
+                // a control plane started with another --local-volume-gib-bytes, gets it right.
+                self.set_capacity(&dir, size_gib)?;
                 return Ok(id);
             }
         }
@@ -593,12 +596,13 @@ impl LocalPlatform {
         let node_dir = self.node_dir(cluster_id, broker_id);
         let volume = self.volume_dir(cluster_id, broker_id, &spec.volume);
         match spec.volume {
-            VolumeSpec::Persistent { .. } => {
+            VolumeSpec::Persistent { size_gib, .. } => {
                 if !volume.join("volume.json").is_file() {
                     return Err(PlatformError::NotFound(format!(
                         "the persistent volume of broker {broker_id} does not exist: ensure_volume first"
                     )));
                 }
+                self.set_capacity(&volume, size_gib)?;
             }
             VolumeSpec::InstanceStore { size_gib } => {
                 std::fs::create_dir_all(&volume)

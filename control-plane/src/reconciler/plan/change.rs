@@ -9,9 +9,9 @@
 //! moves once, not at every restart). The downtime strategy restarts every broker at once.
 //!
 //! A configuration change whose settings are all dynamic restarts nothing: each broker in turn
-//! is given the new settings (`ApplySettings`). When it also changes dynamic settings, a roll
-//! gives each restarted broker its dynamic settings once it is back in sync (they are kept by
-//! the broker and take precedence over its flags, so they must follow the configuration).
+//! is given the new settings (`ApplySettings`). Every roll gives each restarted broker the
+//! configuration's dynamic settings once it is back in sync (they are kept by the broker and
+//! take precedence over its flags, so they must follow the configuration).
 
 use crate::domain::{volume_size, OperationType, StepKind, StepStatus, UpgradeStrategy};
 use crate::platform::{NodePhase, ObservedNode};
@@ -29,14 +29,12 @@ const ROLL: [StepKind; 6] = [
     StepKind::ElectPreferredLeaders,
 ];
 
-/// The steps of a roll for this operation: ApplySettings only when dynamic settings change.
-fn roll_steps(op: &OperationRecord) -> Vec<StepKind> {
-    let settings = op.parameters.settings.as_ref();
-    ROLL.into_iter()
-        .filter(|kind| {
-            *kind != StepKind::ApplySettings || settings.is_some_and(|s| s.dynamic_changed)
-        })
-        .collect()
+/// The steps of a roll for this operation: all of them. ApplySettings follows every restart,
+/// whatever the change: a broker keeps dynamic settings over its flags, so a restarted broker
+/// is always given the configuration's (a change that failed half-way, or a version without
+/// them before, cannot leave stale ones behind).
+fn roll_steps(_op: &OperationRecord) -> Vec<StepKind> {
+    ROLL.to_vec()
 }
 
 pub(super) fn plan_change(
@@ -58,7 +56,7 @@ pub(super) fn plan_change(
                     .as_ref()
                     .is_some_and(|s| !s.restarts()) =>
             {
-                plan_dynamic(op, nodes)
+                plan_dynamic(op, observed, nodes)
             }
             UpgradeStrategy::InPlace => plan_roll(desired, op, observed, nodes, controller),
             UpgradeStrategy::Downtime => plan_downtime(op),
@@ -162,7 +160,6 @@ fn plan_roll(
 }
 
 fn plan_downtime(op: &OperationRecord) -> Step {
-    let settings = op.parameters.settings.as_ref();
     [
         Step::RestartAllBrokers,
         Step::WaitInSync(None),
@@ -170,9 +167,6 @@ fn plan_downtime(op: &OperationRecord) -> Step {
         Step::ElectPreferredLeaders(None),
     ]
     .into_iter()
-    .filter(|step| {
-        !matches!(step, Step::ApplySettings(_)) || settings.is_some_and(|s| s.dynamic_changed)
-    })
     .find(|step| {
         let (kind, broker) = step.kind();
         !completed(op, kind, broker)
@@ -180,8 +174,17 @@ fn plan_downtime(op: &OperationRecord) -> Step {
     .unwrap_or(Step::FinishChange)
 }
 
-/// Only dynamic settings change: each broker is given them in turn; no broker restarts.
-fn plan_dynamic(op: &OperationRecord, nodes: &[NodeRecord]) -> Step {
+/// Only dynamic settings change: each broker is given them in turn; no broker restarts. A
+/// failed node is replaced first (its new node starts with the configuration as flags).
+fn plan_dynamic(op: &OperationRecord, observed: &[ObservedNode], nodes: &[NodeRecord]) -> Step {
+    if let Some(broken) = nodes.iter().map(|n| n.broker_id).find(|id| {
+        match observed.iter().find(|o| o.broker_id == *id) {
+            None => true,
+            Some(node) => matches!(node.phase, NodePhase::Failed(_)),
+        }
+    }) {
+        return Step::ReplaceNode(broken);
+    }
     let mut ids: Vec<i32> = nodes.iter().map(|n| n.broker_id).collect();
     ids.sort_unstable();
     ids.into_iter()

@@ -331,6 +331,7 @@ fn roll_broker(op: &mut OperationRecord, broker: i32) {
         Step::DrainBroker(broker),
         Step::RestartBroker(broker),
         Step::WaitInSync(Some(broker)),
+        Step::ApplySettings(Some(broker)),
         Step::ElectPreferredLeaders(Some(broker)),
     ] {
         done(op, step);
@@ -344,7 +345,7 @@ fn an_in_place_upgrade_rolls_one_broker_at_a_time_through_every_check() {
     let observed = all_running();
     let mut expected = Vec::new();
     // Broker 2 is the active controller: rolled last.
-    for _ in 0..15 {
+    for _ in 0..20 {
         let step = plan(&desired, Some(&op), &observed, &nodes, Some(2));
         if step == Step::FinishChange {
             break;
@@ -360,6 +361,7 @@ fn an_in_place_upgrade_rolls_one_broker_at_a_time_through_every_check() {
                 Step::DrainBroker(b),
                 Step::RestartBroker(b),
                 Step::WaitInSync(Some(b)),
+                Step::ApplySettings(Some(b)),
                 Step::ElectPreferredLeaders(Some(b)),
             ]
         })
@@ -474,6 +476,7 @@ fn a_downtime_upgrade_restarts_everything_at_once() {
         vec![
             Step::RestartAllBrokers,
             Step::WaitInSync(None),
+            Step::ApplySettings(None),
             Step::ElectPreferredLeaders(None)
         ]
     );
@@ -531,6 +534,16 @@ fn dynamic_settings_reach_each_broker_without_a_restart() {
     let (desired, mut op) = changing(OperationType::UpdateClusterConfiguration, "millrace-old");
     op.parameters.settings = Some(settings(&[], true));
     let nodes = nodes_on(desired.spec.kafka_version.as_str());
+    // A failed node is replaced first: its new node starts with the settings as flags.
+    let with_a_failure = vec![
+        seen(1, NodePhase::Running),
+        seen(2, NodePhase::Failed("gone".into())),
+        seen(3, NodePhase::Running),
+    ];
+    assert_eq!(
+        plan(&desired, Some(&op), &with_a_failure, &nodes, Some(1)),
+        Step::ReplaceNode(2)
+    );
     for broker in 1..=3 {
         let step = plan(&desired, Some(&op), &all_running(), &nodes, Some(1));
         assert_eq!(step, Step::ApplySettings(Some(broker)));
@@ -568,13 +581,21 @@ fn a_static_roll_gives_each_restarted_broker_its_dynamic_settings_once_in_sync()
         );
         done(&mut op, step);
     }
-    // Without a dynamic change the roll has no ApplySettings step; downtime has it once.
-    let (_, mut op) = changing(OperationType::UpdateClusterConfiguration, "millrace-old");
-    op.parameters.settings = Some(settings(&["num.partitions"], false));
-    roll_broker(&mut op, 1);
+    // Every roll gives a restarted broker the configuration's dynamic settings, even one that
+    // changes none (a stale one may be left from before); downtime once, for every broker.
+    let (_, mut op) = changing(OperationType::RebootNode, "millrace-old");
+    op.parameters.broker_ids = vec![3];
+    for step in [
+        Step::CheckCanStop(3),
+        Step::DrainBroker(3),
+        Step::RestartBroker(3),
+        Step::WaitInSync(Some(3)),
+    ] {
+        done(&mut op, step);
+    }
     assert_eq!(
         plan(&desired, Some(&op), &all_running(), &nodes, None),
-        Step::CheckCanStop(2)
+        Step::ApplySettings(Some(3))
     );
     let (_, mut op) = changing(OperationType::UpdateClusterConfiguration, "millrace-old");
     op.parameters.upgrade_strategy = crate::domain::UpgradeStrategy::Downtime;
