@@ -13,7 +13,8 @@ use crate::platform::{Platform, PlatformError, VolumeSpec};
 // returns the requests the server answered.
 
 /// ensure_volume then create_node of a persistent-volume broker: the claim (with the anchor
-/// created first, as its owner), then ConfigMap -> Secret -> Services -> claim -> Pod.
+/// created first, as its owner, and the cluster's own storage class over the platform's), then
+/// ConfigMap -> Secret -> Services -> claim -> Pod.
 pub(crate) async fn scenario_create_persistent_node() -> Vec<RecordedRequest> {
     let (platform, mut server) = platform();
     let cluster = Uuid::new_v4();
@@ -23,7 +24,7 @@ pub(crate) async fn scenario_create_persistent_node() -> Vec<RecordedRequest> {
         1,
         VolumeSpec::Persistent {
             size_gib: 100,
-            storage_class: None,
+            storage_class: Some("premium-rwo".into()),
         },
     );
     let endpoints = endpoints(&platform, cluster, 1).await;
@@ -58,7 +59,8 @@ pub(crate) async fn scenario_create_persistent_node() -> Vec<RecordedRequest> {
         create.respond(201, &stored);
         let claim: PersistentVolumeClaim = expect_apply(&mut server, &paths.claim(1), 201).await;
         let claim_spec = claim.spec.expect("claim spec");
-        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast-ssd"));
+        // The cluster's class, not the platform's --storage-class (fast-ssd).
+        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("premium-rwo"));
         assert_eq!(
             claim_spec.access_modes,
             Some(vec!["ReadWriteOnce".to_string()])
