@@ -60,7 +60,10 @@ pub(crate) async fn scenario_create_persistent_node() -> Vec<RecordedRequest> {
         let claim: PersistentVolumeClaim = expect_apply(&mut server, &paths.claim(1), 201).await;
         let claim_spec = claim.spec.expect("claim spec");
         // The cluster's class, not the platform's --storage-class (fast-ssd).
-        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("premium-rwo"));
+        assert_eq!(
+            claim_spec.storage_class_name.as_deref(),
+            Some("premium-rwo")
+        );
         assert_eq!(
             claim_spec.access_modes,
             Some(vec!["ReadWriteOnce".to_string()])
