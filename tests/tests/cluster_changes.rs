@@ -465,6 +465,54 @@ fn a_dynamic_configuration_change_restarts_nothing() {
 }
 
 #[test]
+fn a_dynamic_change_that_a_broker_version_cannot_take_fails_before_any_broker_changes() {
+    let _serial = serial();
+    let (control_plane, old) = control_plane();
+    let (arn, revision) =
+        configuration(&control_plane, "old-settings", "log.retention.hours=168\n");
+    let cluster_id = create_cluster(&control_plane, "old-settings", &old, Some((&arn, revision)));
+    let encoded = arn.replace(':', "%3A").replace('/', "%2F");
+    let revised = control_plane.json(
+        "PUT",
+        &format!("/v1/configurations/{encoded}"),
+        Some(&json!({ "serverProperties": "log.retention.hours=24\n" })),
+        200,
+    );
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/configuration"),
+        json!({ "configurationInfo": { "arn": arn, "revision": revised["revision"] } }),
+    );
+    let deadline = Instant::now() + CHANGE_TIMEOUT;
+    let op = loop {
+        let op = operation(&control_plane, &operation_id);
+        if op["operationState"] == "UPDATE_FAILED" {
+            break op;
+        }
+        assert_ne!(op["operationState"], "UPDATE_COMPLETE", "{op:#}");
+        assert!(Instant::now() < deadline, "{op:#}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let error = op["errorInfo"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cannot change its settings while it runs"),
+        "{op:#}"
+    );
+    // Refused by the first broker asked, before any broker took the settings; the cluster
+    // serves on, ACTIVE.
+    assert!(
+        !op["operationSteps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["stepStatus"] == "COMPLETE"),
+        "{op:#}"
+    );
+    control_plane.wait_active(&cluster_id, Duration::from_secs(30));
+}
+
+#[test]
 fn rebooting_the_active_controllers_broker_gives_no_produce_error() {
     let _serial = serial();
     let (control_plane, _) = control_plane();

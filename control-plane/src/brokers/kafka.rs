@@ -132,12 +132,14 @@ pub async fn elect_preferred_leaders(
         .count())
 }
 
-/// Sets `set` and removes `delete` among broker `broker_id`'s dynamic settings.
+/// Sets `set` and removes `delete` among broker `broker_id`'s dynamic settings (with
+/// `validate_only`, only asks whether the broker would).
 pub async fn alter_broker_configs(
     address: &str,
     broker_id: i32,
     set: &BTreeMap<String, String>,
     delete: &[String],
+    validate_only: bool,
     timeout: Duration,
 ) -> Result<AlterOutcome, BrokerError> {
     let configs = set
@@ -154,12 +156,12 @@ pub async fn alter_broker_configs(
                 .with_config_operation(OP_DELETE)
         }))
         .collect();
-    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
+    let request = IncrementalAlterConfigsRequest::default()
+        .with_validate_only(validate_only)
+        .with_resources(vec![AlterConfigsResource::default()
             .with_resource_type(RESOURCE_BROKER)
             .with_resource_name(StrBytes::from_string(broker_id.to_string()))
-            .with_configs(configs),
-    ]);
+            .with_configs(configs)]);
     let response: IncrementalAlterConfigsResponse = call(
         address,
         ApiKey::IncrementalAlterConfigs,

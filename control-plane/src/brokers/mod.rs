@@ -168,19 +168,29 @@ impl Brokers {
 impl Brokers {
     /// Gives broker `broker_id` (Kafka listener `address`) exactly the dynamic settings `set`:
     /// the dynamic settings in `all` that `set` lacks are removed, back to the broker's flags.
+    /// With `validate_only` the broker only says whether it would.
     pub async fn set_dynamic_configs(
         &self,
         address: &str,
         broker_id: i32,
         set: &std::collections::BTreeMap<String, String>,
         all: &[&str],
+        validate_only: bool,
     ) -> Result<AlterOutcome, BrokerError> {
         let delete: Vec<String> = all
             .iter()
             .filter(|name| !set.contains_key(**name))
             .map(|name| name.to_string())
             .collect();
-        kafka::alter_broker_configs(address, broker_id, set, &delete, REQUEST_TIMEOUT).await
+        kafka::alter_broker_configs(
+            address,
+            broker_id,
+            set,
+            &delete,
+            validate_only,
+            REQUEST_TIMEOUT,
+        )
+        .await
     }
 }
 

@@ -168,9 +168,39 @@ impl Reconciler {
                     Some(id) => vec![*id],
                     None => nodes.iter().map(|n| n.broker_id).collect(),
                 };
+                // A change made only of dynamic settings asks every broker first (validate only)
+                // so that a broker that cannot take them (an older version, a value it refuses)
+                // fails the change before any broker has changed.
+                let dynamic_only = pass.operation.as_ref().is_some_and(|op| {
+                    op.parameters
+                        .settings
+                        .as_ref()
+                        .is_some_and(|s| !s.restarts())
+                        && !op.steps.iter().any(|s| {
+                            s.kind == Some(StepKind::ApplySettings)
+                                && s.status == StepStatus::Complete
+                        })
+                });
+                if dynamic_only {
+                    for node in nodes {
+                        match self
+                            .apply_settings(pass, observed, node.broker_id, true)
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(Refusal::Wait(why)) => {
+                                return self.wait_or_fail(pass, step, &why).await
+                            }
+                            Err(Refusal::Fail(reason)) => {
+                                self.fail(pass, step, &reason).await?;
+                                return Ok(Outcome::Finished);
+                            }
+                        }
+                    }
+                }
                 let mut notes = Vec::new();
                 for id in targets {
-                    match self.apply_settings(pass, observed, id).await {
+                    match self.apply_settings(pass, observed, id, false).await {
                         Ok(note) => notes.push(note),
                         Err(Refusal::Wait(why)) => {
                             return self.wait_or_fail(pass, step, &why).await
@@ -275,6 +305,7 @@ impl Reconciler {
         pass: &Pass,
         observed: &[ObservedNode],
         broker_id: i32,
+        validate_only: bool,
     ) -> Result<String, Refusal> {
         let Some(op) = pass.operation.as_ref() else {
             return Err(Refusal::Fail("the change has no operation".into()));
@@ -304,6 +335,7 @@ impl Reconciler {
                 broker_id,
                 &dynamic,
                 DYNAMIC_BROKER_SETTINGS,
+                validate_only,
             )
             .await
             .map_err(|e| Refusal::Wait(e.to_string()))?;
