@@ -6,6 +6,7 @@ mod broker;
 mod change;
 mod cluster;
 mod configuration;
+mod draft;
 mod error;
 mod node;
 mod state;
@@ -21,6 +22,7 @@ pub use cluster::{
     cluster_arn, parse_storage_class, BrokerNodeGroup, ClusterName, ClusterSpec, ConfigurationRef,
 };
 pub use configuration::{configuration_arn, properties_pairs, ConfigurationName, ServerProperties};
+pub use draft::{AutoExpansionDraft, ClusterDraft, EbsDraft};
 pub use error::{At, DomainError};
 pub use node::{AgentState, Heartbeat, NodeVolume};
 pub use state::{ClusterState, OperationState, OperationStep, OperationType, StepKind, StepStatus};

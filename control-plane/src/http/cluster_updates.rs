@@ -17,10 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::clusters::{
-    load_cluster, parse_auto_expansion, parse_ebs, ConfigurationInfo, EbsStorageInfo,
-    StorageAutoExpansionBody,
-};
+use super::clusters::{load_cluster, ConfigurationInfo, EbsStorageInfo, StorageAutoExpansionBody};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, IfMatch};
 use super::AppState;
@@ -209,7 +206,10 @@ async fn update_broker_storage(
 ) -> ApiResult<Json<ClusterUpdateResponse>> {
     let cluster =
         updatable_cluster(&state, &cluster_id, &if_match, &request.current_version).await?;
-    let target = parse_ebs(&request.target_ebs_storage_info, "targetEbsStorageInfo")?;
+    let target = request
+        .target_ebs_storage_info
+        .draft()
+        .parse("targetEbsStorageInfo")?;
     if let Some(class) = &request.target_ebs_storage_info.storage_class {
         if Some(class) != cluster.spec.broker_node_group.storage_class.as_ref() {
             return Err(DomainError::new(
@@ -259,7 +259,7 @@ async fn update_storage_auto_expansion(
     let policy = request
         .storage_auto_expansion
         .as_ref()
-        .map(|body| parse_auto_expansion(body, "storageAutoExpansion"))
+        .map(|body| body.draft().parse("storageAutoExpansion"))
         .transpose()?;
     start_change(
         &state,

@@ -17,13 +17,11 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
 use crate::domain::{
-    parse_storage_class, At, BrokerCount, BrokerNodeGroup, ClusterName, ClusterSpec, ClusterState,
-    ConfigurationRef, DomainError, InstanceType, ProvisionedThroughput, StorageAutoExpansion,
-    StorageInfo, Tags, VersionCatalog, VolumeSize, Zones,
+    AutoExpansionDraft, BrokerNodeGroup, ClusterDraft, ClusterName, ClusterSpec, ClusterState,
+    DomainError, EbsDraft, StorageAutoExpansion, StorageInfo, Tags, VersionCatalog,
 };
 use crate::store::{
-    ClusterFilter, ClusterRecord, CreateOutcome, Cursor, Idempotency, NewCluster, OperationRecord,
-    StoreError,
+    ClusterFilter, ClusterRecord, CreateOutcome, Cursor, Idempotency, NewCluster, StoreError,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -114,16 +112,14 @@ pub struct StorageAutoExpansionBody {
     pub cooldown_seconds: Option<i64>,
 }
 
-pub(super) fn parse_auto_expansion(
-    body: &StorageAutoExpansionBody,
-    field: &str,
-) -> Result<StorageAutoExpansion, DomainError> {
-    StorageAutoExpansion::parse(
-        body.target_utilization_percent,
-        body.max_volume_size_gib,
-        body.cooldown_seconds,
-        field,
-    )
+impl StorageAutoExpansionBody {
+    pub(super) fn draft(&self) -> AutoExpansionDraft {
+        AutoExpansionDraft {
+            target_utilization_percent: self.target_utilization_percent,
+            max_volume_size_gib: self.max_volume_size_gib,
+            cooldown_seconds: self.cooldown_seconds,
+        }
+    }
 }
 
 pub(super) fn auto_expansion_body(policy: &StorageAutoExpansion) -> StorageAutoExpansionBody {
@@ -253,92 +249,47 @@ pub struct BootstrapBrokersResponse {
 
 // Conversions between bodies and the domain.
 
-pub(super) fn parse_storage(
-    body: &StorageInfoBody,
-    field: &str,
-) -> Result<StorageInfo, DomainError> {
-    match (&body.ebs_storage_info, &body.instance_storage_info) {
-        (Some(ebs), None) => parse_ebs(ebs, &format!("{field}.ebsStorageInfo")),
-        (None, Some(_)) => Ok(StorageInfo::InstanceStore),
-        _ => Err(DomainError::new(
-            field,
-            "give exactly one of ebsStorageInfo and instanceStorageInfo",
-        )),
+impl EbsStorageInfo {
+    pub(super) fn draft(&self) -> EbsDraft<'_> {
+        EbsDraft {
+            volume_size: self.volume_size,
+            provisioned_throughput: self
+                .provisioned_throughput
+                .as_ref()
+                .map(|t| (t.enabled, t.volume_throughput)),
+            storage_class: self.storage_class.as_deref(),
+        }
     }
 }
 
-pub(super) fn parse_ebs(ebs: &EbsStorageInfo, field: &str) -> Result<StorageInfo, DomainError> {
-    let volume_size = VolumeSize::parse(ebs.volume_size).at(&format!("{field}.volumeSize"))?;
-    let provisioned_throughput = ebs
-        .provisioned_throughput
-        .as_ref()
-        .map(|t| ProvisionedThroughput::parse(t.enabled, t.volume_throughput))
-        .transpose()
-        .at(&format!("{field}.provisionedThroughput"))?;
-    Ok(StorageInfo::Ebs {
-        volume_size,
-        provisioned_throughput,
-    })
-}
-
-pub(crate) fn parse_create(
+pub(super) fn parse_create(
     request: &CreateClusterRequest,
     versions: &VersionCatalog,
 ) -> Result<(ClusterName, ClusterSpec, Tags), DomainError> {
-    let name = ClusterName::parse(&request.cluster_name).at("clusterName")?;
-    let kafka_version = match &request.kafka_version {
-        Some(version) => versions.parse(version).at("kafkaVersion")?,
-        None => versions
-            .latest()
-            .ok_or_else(|| DomainError::new("kafkaVersion", "no broker version is installed"))?,
-    };
     let group = &request.broker_node_group_info;
-    let zones = match &group.zones {
-        Some(zones) => Zones::parse(zones.clone()).at("brokerNodeGroupInfo.zones")?,
-        None => Zones::default_zones(),
-    };
-    let number_of_broker_nodes =
-        BrokerCount::parse(request.number_of_broker_nodes, &zones).at("numberOfBrokerNodes")?;
-    let instance_type =
-        InstanceType::parse(&group.instance_type).at("brokerNodeGroupInfo.instanceType")?;
-    let storage = parse_storage(&group.storage_info, "brokerNodeGroupInfo.storageInfo")?;
-    let configuration = request
-        .configuration_info
-        .as_ref()
-        .map(|c| ConfigurationRef {
-            arn: c.arn.clone(),
-            revision: c.revision,
-        });
-    let tags = Tags::parse(request.tags.clone()).at("tags")?;
-    let storage_auto_expansion = request
-        .storage_auto_expansion
-        .as_ref()
-        .map(|body| parse_auto_expansion(body, "storageAutoExpansion"))
-        .transpose()?;
-    if let Some(policy) = &storage_auto_expansion {
-        policy.check_for(&storage)?;
+    ClusterDraft {
+        cluster_name: &request.cluster_name,
+        kafka_version: request.kafka_version.as_deref(),
+        number_of_broker_nodes: request.number_of_broker_nodes,
+        instance_type: &group.instance_type,
+        zones: group.zones.as_deref(),
+        ebs: group
+            .storage_info
+            .ebs_storage_info
+            .as_ref()
+            .map(EbsStorageInfo::draft),
+        instance_store: group.storage_info.instance_storage_info.is_some(),
+        configuration: request
+            .configuration_info
+            .as_ref()
+            .map(|c| (c.arn.as_str(), c.revision)),
+        storage_auto_expansion: request
+            .storage_auto_expansion
+            .as_ref()
+            .map(StorageAutoExpansionBody::draft),
+        tags: &request.tags,
     }
-    let storage_class = group
-        .storage_info
-        .ebs_storage_info
-        .as_ref()
-        .and_then(|ebs| ebs.storage_class.as_deref())
-        .map(parse_storage_class)
-        .transpose()
-        .at("brokerNodeGroupInfo.storageInfo.ebsStorageInfo.storageClass")?;
-    let spec = ClusterSpec {
-        kafka_version,
-        number_of_broker_nodes,
-        broker_node_group: BrokerNodeGroup {
-            instance_type,
-            zones,
-            storage,
-            storage_class,
-        },
-        configuration,
-        storage_auto_expansion,
-    };
-    Ok((name, spec, tags))
+    .parse(versions)
 }
 
 pub(super) fn storage_body(group: &BrokerNodeGroup) -> StorageInfoBody {
@@ -411,17 +362,6 @@ pub(super) async fn load_cluster(state: &AppState, cluster_id: &str) -> ApiResul
         Err(StoreError::NotFound) => Err(not_found()),
         other => Ok(other?),
     }
-}
-
-/// Checks that a configuration revision exists and suits the version (422 otherwise).
-pub(super) async fn check_configuration(
-    state: &AppState,
-    configuration: &ConfigurationRef,
-    kafka_version: &str,
-    field: &str,
-) -> ApiResult<()> {
-    crate::service::check_configuration(&state.store, configuration, kafka_version, field).await?;
-    Ok(())
 }
 
 const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -497,7 +437,17 @@ async fn create_cluster(
     ApiJson(request): ApiJson<CreateClusterRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateClusterResponse>)> {
     let idempotency = idempotency(&headers, &request)?;
-    let outcome = store_new_cluster(&state, &request, idempotency, None).await?;
+    let (name, spec, tags) = parse_create(&request, &state.versions)?;
+    let outcome = state
+        .clusters()
+        .create(NewCluster {
+            name,
+            spec,
+            tags,
+            idempotency,
+            kubernetes_uid: None,
+        })
+        .await?;
     let (status, cluster, operation_id) = match outcome {
         CreateOutcome::Created { cluster, operation } => {
             (StatusCode::CREATED, cluster, Some(operation.id))
@@ -517,58 +467,6 @@ async fn create_cluster(
             operation_id,
         }),
     ))
-}
-
-/// The create both doors share (the REST API and the KafkaCluster controller): parse the
-/// request, check its configuration revision, store the cluster with its CREATE operation and
-/// wake the reconciler.
-pub(crate) async fn store_new_cluster(
-    state: &AppState,
-    request: &CreateClusterRequest,
-    idempotency: Option<Idempotency>,
-    kubernetes_uid: Option<String>,
-) -> ApiResult<CreateOutcome> {
-    let (name, spec, tags) = parse_create(request, &state.versions)?;
-    if let Some(configuration) = &spec.configuration {
-        check_configuration(
-            state,
-            configuration,
-            spec.kafka_version.as_str(),
-            "configurationInfo",
-        )
-        .await?;
-    }
-    let outcome = state
-        .store
-        .create_cluster(NewCluster {
-            name,
-            spec,
-            tags,
-            idempotency,
-            kubernetes_uid,
-        })
-        .await?;
-    if let CreateOutcome::Created { cluster, operation } = &outcome {
-        tracing::info!(cluster_id = %cluster.id, operation_id = %operation.id, "cluster created");
-        state.reconcile_wakeup.notify_one();
-    }
-    Ok(outcome)
-}
-
-/// The delete both doors share: the cluster goes to DELETING with a DELETE operation (refused
-/// in a state that does not accept it) and the reconciler is woken.
-pub(crate) async fn start_delete(
-    state: &AppState,
-    cluster_id: Uuid,
-    expected_version: Option<&str>,
-) -> ApiResult<(ClusterRecord, OperationRecord)> {
-    let (cluster, operation) = state
-        .store
-        .begin_delete(cluster_id, expected_version)
-        .await?;
-    tracing::info!(cluster_id = %cluster.id, operation_id = %operation.id, "cluster deletion requested");
-    state.reconcile_wakeup.notify_one();
-    Ok((cluster, operation))
 }
 
 const DEFAULT_PAGE: u32 = 10;
@@ -677,8 +575,10 @@ async fn delete_cluster(
     ApiQuery(query): ApiQuery<DeleteClusterQuery>,
 ) -> ApiResult<Json<DeleteClusterResponse>> {
     let cluster = load_cluster(&state, &cluster_id).await?;
-    let (cluster, operation) =
-        start_delete(&state, cluster.id, query.current_version.as_deref()).await?;
+    let (cluster, operation) = state
+        .clusters()
+        .delete(cluster.id, query.current_version.as_deref())
+        .await?;
     Ok(Json(DeleteClusterResponse {
         cluster_id: cluster.id,
         cluster_arn: cluster.arn,

@@ -42,9 +42,6 @@ pub use clusters::{
     CreateClusterResponse, EbsStorageInfo, InstanceStorageInfo, ListClustersResponse,
     ProvisionedThroughputBody, StorageAutoExpansionBody, StorageInfoBody,
 };
-// The doors into the store that the KafkaCluster controller shares with the REST API (changes go
-// through the clusters service instead).
-pub(crate) use clusters::{parse_create, start_delete, store_new_cluster};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]

@@ -1,11 +1,12 @@
-//! A KafkaCluster spec change, seen as the REST API's updates: which updates the change from the
-//! stored spec amounts to, and how the REST paths' refusals read as problems with the spec. Pure.
+//! A KafkaCluster spec change, seen as the clusters service's changes: which changes the spec
+//! amounts to against the stored one, and how the service's refusals read as problems with the
+//! spec. Pure.
 
 use super::controller::Error;
 use super::status::SpecProblem;
-use crate::domain::{ClusterChange, ClusterSpec, UpgradeStrategy};
-use crate::http::error::ApiError;
+use crate::domain::{ClusterChange, ClusterSpec, DomainError, UpgradeStrategy};
 use crate::service::ServiceError;
+use crate::store::Conflict;
 
 /// A change no REST update can make (the name, the zones, the kind of storage).
 pub(super) fn immutable(field: &str, detail: String) -> SpecProblem {
@@ -90,66 +91,31 @@ pub(super) fn spec_changes(
     changes
 }
 
-/// A refusal of the clusters service becomes a problem with the spec; a failure stays an error.
-pub(super) fn change_problem_or_error(
+/// A refusal of the clusters service becomes a problem with the spec (at `spec_field` when the
+/// spec field that changed is known); a failure stays an error.
+pub(super) fn problem_or_error(
     error: ServiceError,
-    spec_field: &str,
+    spec_field: Option<&str>,
 ) -> Result<Option<SpecProblem>, Error> {
     let problem = match error {
-        ServiceError::Invalid(invalid) => SpecProblem {
-            reason: "InvalidSpec",
-            message: format!("{spec_field} ({}): {}", invalid.field, invalid.message),
+        ServiceError::Invalid(invalid) => invalid_spec(&invalid, spec_field),
+        ServiceError::Conflict(conflict @ Conflict::NameTaken(_)) => SpecProblem {
+            reason: "NameTaken",
+            message: format!(
+                "{conflict}: set spec.clusterName to a free name (names are unique across \
+                 namespaces)"
+            ),
             retry: false,
         },
         ServiceError::Conflict(conflict) => SpecProblem {
             reason: "UpdateWaiting",
-            message: format!("{spec_field}: {conflict}; the change is tried again"),
-            retry: true,
-        },
-        ServiceError::NotSupported(detail) => SpecProblem {
-            reason: "UpdateNotSupported",
-            message: format!("{spec_field}: {detail}"),
-            retry: false,
-        },
-        other => return Err(Error::Internal(other.to_string())),
-    };
-    Ok(Some(problem))
-}
-
-/// A refusal of the REST paths becomes a problem with the spec; a failure stays an error.
-pub(super) fn problem_or_error(
-    error: ApiError,
-    spec_field: Option<&str>,
-) -> Result<Option<SpecProblem>, Error> {
-    let at = |field: &str| match spec_field {
-        Some(spec_field) => format!("{spec_field} ({field})"),
-        None => format!("spec.{field}"),
-    };
-    let problem = match error {
-        ApiError::Validation { field, detail } => SpecProblem {
-            reason: "InvalidSpec",
-            message: format!("{}: {detail}", at(&field)),
-            retry: false,
-        },
-        ApiError::Conflict { detail, field } if field.as_deref() == Some("clusterName") => {
-            SpecProblem {
-                reason: "NameTaken",
-                message: format!(
-                    "{detail}: set spec.clusterName to a free name (names are unique across \
-                     namespaces)"
-                ),
-                retry: false,
-            }
-        }
-        ApiError::Conflict { detail, .. } => SpecProblem {
-            reason: "UpdateWaiting",
             message: format!(
-                "{}: {detail}; the change is tried again",
+                "{}: {conflict}; the change is tried again",
                 spec_field.unwrap_or("spec")
             ),
             retry: true,
         },
-        ApiError::NotImplemented(detail) => SpecProblem {
+        ServiceError::NotSupported(detail) => SpecProblem {
             reason: "UpdateNotSupported",
             message: format!("{}: {detail}", spec_field.unwrap_or("spec")),
             retry: false,
@@ -157,4 +123,17 @@ pub(super) fn problem_or_error(
         other => return Err(Error::Internal(other.to_string())),
     };
     Ok(Some(problem))
+}
+
+/// A value of the spec that does not parse, or makes no sense for the cluster.
+pub(super) fn invalid_spec(invalid: &DomainError, spec_field: Option<&str>) -> SpecProblem {
+    let at = match spec_field {
+        Some(spec_field) => format!("{spec_field} ({})", invalid.field),
+        None => format!("spec.{}", invalid.field),
+    };
+    SpecProblem {
+        reason: "InvalidSpec",
+        message: format!("{at}: {}", invalid.message),
+        retry: false,
+    }
 }

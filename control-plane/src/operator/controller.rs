@@ -1,5 +1,5 @@
-//! The KafkaCluster controller: reconcile a resource into the store through the same doors as
-//! the REST API, write the status back with server-side apply, announce changes as Events, and
+//! The KafkaCluster controller: reconcile a resource into the store through the clusters service
+//! the REST API uses too, write the status back with server-side apply, announce changes as Events, and
 //! hold a finalizer until the cluster and its volumes are gone.
 
 use std::sync::Arc;
@@ -15,13 +15,13 @@ use serde_json::json;
 use tracing::{info, warn, Instrument};
 use uuid::Uuid;
 
-use super::changes::{change_problem_or_error, immutable, problem_or_error, spec_changes};
+use super::changes::{immutable, invalid_spec, problem_or_error, spec_changes};
 use super::crd::{KafkaCluster, KafkaClusterStatus};
 use super::status::{desired_status, events_between, is_unfinished, Observation, SpecProblem};
-use crate::domain::ClusterState;
-use crate::http::error::ApiError;
-use crate::http::{parse_create, start_delete, store_new_cluster, AppState};
-use crate::store::{ClusterRecord, CreateOutcome, OperationRecord, StoreError};
+use crate::domain::{ClusterName, ClusterSpec, ClusterState, Tags};
+use crate::http::AppState;
+use crate::service::ServiceError;
+use crate::store::{ClusterRecord, CreateOutcome, NewCluster, OperationRecord, StoreError};
 
 /// The finalizer that keeps a resource until its cluster is deleted.
 pub const FINALIZER: &str = "millrace.dev/cleanup";
@@ -53,7 +53,7 @@ impl Default for ControllerSettings {
 /// What every reconcile gets.
 pub struct Context {
     pub client: Client,
-    /// The REST API's state: the store, the version catalog and the reconciler's wake-up.
+    /// The state both doors share: the store, the version catalog and the reconciler's wake-up.
     pub state: AppState,
     pub recorder: Recorder,
     pub settings: ControllerSettings,
@@ -192,46 +192,66 @@ async fn apply(
     })
 }
 
-/// Creates the cluster through the REST API's create path, keyed by the resource's uid.
+/// Creates the cluster through the clusters service, keyed by the resource's uid.
 async fn create(
     resource: &KafkaCluster,
     uid: &str,
     ctx: &Context,
 ) -> Result<Option<SpecProblem>, Error> {
-    let request = match resource.spec.create_request(&resource.name_any()) {
-        Ok(request) => request,
-        Err(unsupported) => {
-            return Ok(Some(SpecProblem {
-                reason: "UnsupportedField",
-                message: format!("{}: {}", unsupported.field, unsupported.message),
-                retry: false,
-            }))
-        }
+    let resource_name = resource.name_any();
+    let (name, spec, tags) = match parse_spec(resource, &resource_name, ctx) {
+        Ok(parsed) => parsed,
+        Err(problem) => return Ok(Some(problem)),
     };
-    match store_new_cluster(&ctx.state, &request, None, Some(uid.to_owned())).await {
+    let new = NewCluster {
+        name,
+        spec,
+        tags,
+        idempotency: None,
+        kubernetes_uid: Some(uid.to_owned()),
+    };
+    match ctx.state.clusters().create(new).await {
         Ok(CreateOutcome::Created { cluster, operation }) => {
             info!(cluster_id = %cluster.id, operation_id = %operation.id, "cluster created from a KafkaCluster");
             Ok(None)
         }
         Ok(CreateOutcome::Replayed { .. }) => Ok(None),
-        Err(ApiError::Validation { field, detail })
-            if field == "clusterName" && resource.spec.cluster_name.is_none() =>
-        {
-            Ok(Some(SpecProblem {
-                reason: "InvalidSpec",
-                message: format!(
-                    "metadata.name {:?} cannot be the cluster's name ({detail}); set \
-                     spec.clusterName",
-                    resource.name_any()
-                ),
-                retry: false,
-            }))
-        }
         Err(error) => problem_or_error(error, None),
     }
 }
 
-/// Brings a spec change to the store through the REST API's update path.
+/// The cluster the resource's spec describes, or the problem with the spec.
+fn parse_spec(
+    resource: &KafkaCluster,
+    resource_name: &str,
+    ctx: &Context,
+) -> Result<(ClusterName, ClusterSpec, Tags), SpecProblem> {
+    let draft = resource
+        .spec
+        .draft(resource_name)
+        .map_err(|unsupported| SpecProblem {
+            reason: "UnsupportedField",
+            message: format!("{}: {}", unsupported.field, unsupported.message),
+            retry: false,
+        })?;
+    draft.parse(&ctx.state.versions).map_err(|invalid| {
+        if invalid.field == "clusterName" && resource.spec.cluster_name.is_none() {
+            SpecProblem {
+                reason: "InvalidSpec",
+                message: format!(
+                    "metadata.name {resource_name:?} cannot be the cluster's name ({}); set \
+                     spec.clusterName",
+                    invalid.message
+                ),
+                retry: false,
+            }
+        } else {
+            invalid_spec(&invalid, None)
+        }
+    })
+}
+
+/// Brings a spec change to the store through the clusters service.
 async fn update(
     resource: &KafkaCluster,
     cluster: &ClusterRecord,
@@ -242,19 +262,9 @@ async fn update(
         // Deleted through the REST API meanwhile: nothing to change; the status says DELETING.
         return Ok(None);
     }
-    let request = match resource.spec.create_request(&resource.name_any()) {
-        Ok(request) => request,
-        Err(unsupported) => {
-            return Ok(Some(SpecProblem {
-                reason: "UnsupportedField",
-                message: format!("{}: {}", unsupported.field, unsupported.message),
-                retry: false,
-            }))
-        }
-    };
-    let (name, mut desired, tags) = match parse_create(&request, &ctx.state.versions) {
+    let (name, mut desired, tags) = match parse_spec(resource, &resource.name_any(), ctx) {
         Ok(parsed) => parsed,
-        Err(error) => return problem_or_error(error.into(), None),
+        Err(problem) => return Ok(Some(problem)),
     };
     if resource.spec.kafka_version.is_none() {
         // "The newest installed" was resolved once, at create; a later install is no change.
@@ -317,7 +327,7 @@ async fn update(
                 info!(field, operation_id = %operation.id, "spec change accepted");
                 Ok(None)
             }
-            Err(error) => change_problem_or_error(error, field),
+            Err(error) => problem_or_error(error, Some(field)),
         },
         several => {
             let fields: Vec<&str> = several.iter().map(|(field, _)| *field).collect();
@@ -433,7 +443,7 @@ async fn publish_event(resource: &KafkaCluster, ctx: &Context, event: &Event) {
     }
 }
 
-/// Deletes the cluster through the REST API's delete path; succeeds (letting the finalizer go)
+/// Deletes the cluster through the clusters service; succeeds (letting the finalizer go)
 /// only once the store has forgotten the cluster, which the reconciler does after its nodes and
 /// volumes are gone.
 async fn cleanup(
@@ -467,14 +477,14 @@ async fn cleanup(
     let waiting = if cluster.state == ClusterState::Deleting {
         None
     } else {
-        match start_delete(&ctx.state, cluster.id, None).await {
+        match ctx.state.clusters().delete(cluster.id, None).await {
             Ok((_, operation)) => {
                 info!(operation_id = %operation.id, "cluster deletion started");
                 None
             }
             // E.g. UPDATING: the delete waits for the change to finish.
-            Err(ApiError::Conflict { detail, .. }) => Some(detail),
-            Err(ApiError::NotFound(_)) => {
+            Err(ServiceError::Conflict(conflict)) => Some(conflict.to_string()),
+            Err(ServiceError::NotFound(_)) => {
                 return Err(Error::DeletionInProgress {
                     cluster_id: cluster.id,
                 })

@@ -1,10 +1,10 @@
 //! The `KafkaCluster` custom resource (`millrace.dev/v1alpha1`): a cluster declared with
 //! `kubectl apply`. Its spec mirrors the REST API's create request (the same names, so a REST
-//! body and a manifest read alike) and is turned into that request, so both doors share one
-//! parser. The schema carries what the API server can check on its own (ranges, the broker-type
-//! catalog, name and zone patterns, exactly one kind of storage); the rest (a broker count that is
-//! a multiple of the zones, installed versions, configuration revisions) is checked by the
-//! controller and reported in the `Degraded` condition.
+//! body and a manifest read alike) and lends its values to the domain's `ClusterDraft`, the one
+//! parser both doors share. The schema carries what the API server can check on its own
+//! (ranges, the broker-type catalog, name and zone patterns, exactly one kind of storage); the
+//! rest (a broker count that is a multiple of the zones, installed versions, configuration
+//! revisions) is checked by the controller and reported in the `Degraded` condition.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +13,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    BROKER_TYPES, MAX_BROKERS, MAX_THROUGHPUT_MIB_S, MAX_VOLUME_GIB, MIN_THROUGHPUT_MIB_S,
-    MIN_VOLUME_GIB,
-};
-use crate::http::{
-    BrokerNodeGroupInfo, ConfigurationInfo, CreateClusterRequest, EbsStorageInfo,
-    InstanceStorageInfo, ProvisionedThroughputBody, StorageAutoExpansionBody, StorageInfoBody,
+    AutoExpansionDraft, ClusterDraft, EbsDraft, BROKER_TYPES, MAX_BROKERS, MAX_THROUGHPUT_MIB_S,
+    MAX_VOLUME_GIB, MIN_THROUGHPUT_MIB_S, MIN_VOLUME_GIB,
 };
 
 /// The desired state of a Millrace Kafka cluster.
@@ -178,7 +174,7 @@ pub enum UpgradeStrategy {
 
 impl UpgradeStrategy {
     /// The strategy the clusters service knows; Rolling and BlueGreen never get this far
-    /// ([`KafkaClusterSpec::create_request`] refuses them).
+    /// ([`KafkaClusterSpec::draft`] refuses them).
     pub fn domain(self) -> crate::domain::UpgradeStrategy {
         match self {
             UpgradeStrategy::Downtime => crate::domain::UpgradeStrategy::Downtime,
@@ -279,9 +275,9 @@ pub struct Unsupported {
 }
 
 impl KafkaClusterSpec {
-    /// The REST create request this spec amounts to, for the resource named `resource_name`;
-    /// refuses the fields the store cannot carry yet.
-    pub fn create_request(&self, resource_name: &str) -> Result<CreateClusterRequest, Unsupported> {
+    /// The cluster this spec describes, for the resource named `resource_name`, ready for the
+    /// one parser both doors share; refuses the fields this control plane cannot carry out.
+    pub fn draft<'a>(&'a self, resource_name: &'a str) -> Result<ClusterDraft<'a>, Unsupported> {
         if let strategy @ (UpgradeStrategy::Rolling | UpgradeStrategy::BlueGreen) =
             self.upgrade_strategy
         {
@@ -316,46 +312,34 @@ impl KafkaClusterSpec {
                 }
             }
         }
-        Ok(CreateClusterRequest {
-            cluster_name: self
-                .cluster_name
-                .clone()
-                .unwrap_or_else(|| resource_name.to_owned()),
-            kafka_version: self.kafka_version.clone(),
+        let group = &self.broker_node_group_info;
+        Ok(ClusterDraft {
+            cluster_name: self.cluster_name.as_deref().unwrap_or(resource_name),
+            kafka_version: self.kafka_version.as_deref(),
             number_of_broker_nodes: self.number_of_broker_nodes,
-            broker_node_group_info: BrokerNodeGroupInfo {
-                instance_type: self.broker_node_group_info.instance_type.clone(),
-                zones: self.broker_node_group_info.zones.clone(),
-                storage_info: StorageInfoBody {
-                    ebs_storage_info: storage.ebs_storage_info.as_ref().map(|ebs| EbsStorageInfo {
-                        volume_size: ebs.volume_size,
-                        provisioned_throughput: ebs.provisioned_throughput.as_ref().map(|t| {
-                            ProvisionedThroughputBody {
-                                enabled: t.enabled,
-                                volume_throughput: t.volume_throughput,
-                            }
-                        }),
-                        storage_class: ebs.storage_class.clone(),
-                    }),
-                    instance_storage_info: storage
-                        .instance_storage_info
-                        .as_ref()
-                        .map(|_| InstanceStorageInfo {}),
-                },
-            },
-            configuration_info: self.configuration_info.as_ref().map(|c| ConfigurationInfo {
-                arn: c.arn.clone(),
-                revision: c.revision,
+            instance_type: &group.instance_type,
+            zones: group.zones.as_deref(),
+            ebs: storage.ebs_storage_info.as_ref().map(|ebs| EbsDraft {
+                volume_size: ebs.volume_size,
+                provisioned_throughput: ebs
+                    .provisioned_throughput
+                    .as_ref()
+                    .map(|t| (t.enabled, t.volume_throughput)),
+                storage_class: ebs.storage_class.as_deref(),
             }),
+            instance_store: storage.instance_storage_info.is_some(),
+            configuration: self
+                .configuration_info
+                .as_ref()
+                .map(|c| (c.arn.as_str(), c.revision)),
             storage_auto_expansion: self.storage_auto_expansion.as_ref().map(|p| {
-                StorageAutoExpansionBody {
+                AutoExpansionDraft {
                     target_utilization_percent: p.target_utilization_percent,
                     max_volume_size_gib: p.max_volume_size_gib,
                     cooldown_seconds: p.cooldown_seconds,
                 }
             }),
-            tags: self.tags.clone(),
-            client_request_token: None,
+            tags: &self.tags,
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::{
     VolumeSize,
 };
 use crate::platform::broker_flags;
-use crate::store::{ClusterRecord, Conflict, OperationRecord, Store, StoreError};
+use crate::store::{ClusterRecord, Conflict, OperationRecord, StoreError};
 
 impl ClustersService {
     /// Starts `change` on `cluster` (as read by the door, whose `currentVersion` the client
@@ -156,24 +156,14 @@ impl ClustersService {
                     }
                 }
                 if let Some(configuration) = configuration {
-                    check_configuration(
-                        &self.store,
-                        configuration,
-                        target.as_str(),
-                        "configurationInfo",
-                    )
-                    .await?;
+                    self.check_configuration(configuration, target.as_str())
+                        .await?;
                 }
                 Ok(())
             }
             ClusterChange::Configuration { configuration, .. } => {
-                check_configuration(
-                    &self.store,
-                    configuration,
-                    cluster.spec.kafka_version.as_str(),
-                    "configurationInfo",
-                )
-                .await?;
+                self.check_configuration(configuration, cluster.spec.kafka_version.as_str())
+                    .await?;
                 if cluster.spec.configuration.as_ref() == Some(configuration) {
                     return Err(DomainError::new(
                         "configurationInfo",
@@ -236,55 +226,57 @@ fn not_yet(change: &ClusterChange) -> String {
     )
 }
 
-/// A configuration revision exists and is meant for `kafka_version`; `field` is where the
-/// request gave it.
-pub async fn check_configuration(
-    store: &Store,
-    configuration: &ConfigurationRef,
-    kafka_version: &str,
-    field: &str,
-) -> Result<(), ServiceError> {
-    let stored = match store.get_configuration(&configuration.arn).await {
-        Err(StoreError::NotFound) => {
+impl ClustersService {
+    /// A configuration revision exists and is meant for `kafka_version` (both doors give it as
+    /// `configurationInfo`).
+    pub(super) async fn check_configuration(
+        &self,
+        configuration: &ConfigurationRef,
+        kafka_version: &str,
+    ) -> Result<(), ServiceError> {
+        let field = "configurationInfo";
+        let stored = match self.store.get_configuration(&configuration.arn).await {
+            Err(StoreError::NotFound) => {
+                return Err(DomainError::new(
+                    format!("{field}.arn"),
+                    format!("no configuration {:?}", configuration.arn),
+                )
+                .into())
+            }
+            other => other?,
+        };
+        if stored.arn != configuration.arn {
             return Err(DomainError::new(
                 format!("{field}.arn"),
-                format!("no configuration {:?}", configuration.arn),
+                format!("give the configuration's ARN ({})", stored.arn),
             )
-            .into())
+            .into());
         }
-        other => other?,
-    };
-    if stored.arn != configuration.arn {
-        return Err(DomainError::new(
-            format!("{field}.arn"),
-            format!("give the configuration's ARN ({})", stored.arn),
-        )
-        .into());
+        if !(1..=stored.latest_revision).contains(&configuration.revision) {
+            return Err(DomainError::new(
+                format!("{field}.revision"),
+                format!(
+                    "configuration {} has revisions 1 to {}, not {}",
+                    stored.name, stored.latest_revision, configuration.revision
+                ),
+            )
+            .into());
+        }
+        if !stored.kafka_versions.is_empty()
+            && !stored.kafka_versions.iter().any(|v| v == kafka_version)
+        {
+            return Err(DomainError::new(
+                format!("{field}.arn"),
+                format!(
+                    "configuration {} is for versions {}, not {kafka_version}",
+                    stored.name,
+                    stored.kafka_versions.join(", ")
+                ),
+            )
+            .into());
+        }
+        Ok(())
     }
-    if !(1..=stored.latest_revision).contains(&configuration.revision) {
-        return Err(DomainError::new(
-            format!("{field}.revision"),
-            format!(
-                "configuration {} has revisions 1 to {}, not {}",
-                stored.name, stored.latest_revision, configuration.revision
-            ),
-        )
-        .into());
-    }
-    if !stored.kafka_versions.is_empty()
-        && !stored.kafka_versions.iter().any(|v| v == kafka_version)
-    {
-        return Err(DomainError::new(
-            format!("{field}.arn"),
-            format!(
-                "configuration {} is for versions {}, not {kafka_version}",
-                stored.name,
-                stored.kafka_versions.join(", ")
-            ),
-        )
-        .into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

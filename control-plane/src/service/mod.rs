@@ -3,18 +3,17 @@
 //! its one error type once; neither door calls the other. It works on the store and wakes the
 //! reconciler; it never touches a platform.
 //!
-//! Today it holds the changes to a running cluster (every update endpoint and spec change) and
-//! storage auto-expansion, which starts such changes by itself; create and delete still live in
-//! `http/clusters.rs`, called by both doors.
+//! It holds create and delete (`lifecycle`), the changes to a running cluster (every update
+//! endpoint and spec change, `change`), and storage auto-expansion, which starts such changes by
+//! itself.
 
 pub mod auto_expansion;
 mod change;
+mod lifecycle;
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
-
-pub use change::check_configuration;
 
 use crate::domain::{DomainError, VersionCatalog};
 use crate::store::{Conflict, Store, StoreError};
