@@ -81,23 +81,41 @@ async fn metrics(State(broker): State<Shared>) -> impl IntoResponse {
     )
 }
 
-/// Partitions that stopping this broker now would take below `min.insync.replicas`.
-fn partitions_blocking_stop(broker: &Broker) -> Vec<String> {
+/// What stopping this broker now would do to the partitions it is in sync for.
+#[derive(Debug, Default, PartialEq)]
+struct StopImpact {
+    /// Partitions that would fall below `min.insync.replicas` and need not: they have more
+    /// replicas than that, so waiting until the others catch up keeps them writable.
+    blocking: Vec<String>,
+    /// Partitions with no more replicas than `min.insync.replicas`: any restart of one of their
+    /// replicas stops their acks=all writes for its duration (NOT_ENOUGH_REPLICAS; nothing
+    /// acknowledged is lost), however long one waits. They do not block a stop, as Strimzi's
+    /// KafkaRoller does not wait for them either; the answer names them.
+    unavoidable: Vec<String>,
+}
+
+fn stop_impact(broker: &Broker) -> StopImpact {
     let me = broker.config.node_id;
     let metadata = broker.metadata();
-    let mut blocking = Vec::new();
+    let mut impact = StopImpact::default();
     for topic in metadata.topics.values() {
         let min_insync = broker.topic_config(topic).min_insync_replicas();
         for partition in &topic.partitions {
-            if partition.isr.contains(&me) && (partition.isr.len() as i64 - 1) < min_insync {
-                blocking.push(format!(
-                    "{}-{} (in sync: {:?}, min.insync.replicas {min_insync})",
-                    topic.name, partition.partition, partition.isr
-                ));
+            if !partition.isr.contains(&me) || (partition.isr.len() as i64 - 1) >= min_insync {
+                continue;
+            }
+            let name = format!(
+                "{}-{} (replicas {:?}, in sync {:?}, min.insync.replicas {min_insync})",
+                topic.name, partition.partition, partition.replicas, partition.isr
+            );
+            if (partition.replicas.len() as i64) <= min_insync {
+                impact.unavoidable.push(name);
+            } else {
+                impact.blocking.push(name);
             }
         }
     }
-    blocking
+    impact
 }
 
 async fn can_stop(State(broker): State<Shared>) -> impl IntoResponse {
@@ -107,17 +125,19 @@ async fn can_stop(State(broker): State<Shared>) -> impl IntoResponse {
             axum::Json(serde_json::json!({"canStop": false, "reason": "recovering logs"})),
         );
     };
-    let blocking = partitions_blocking_stop(&broker);
-    let status = if blocking.is_empty() {
+    let impact = stop_impact(&broker);
+    let status = if impact.blocking.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::CONFLICT
     };
     (
         status,
-        axum::Json(
-            serde_json::json!({"canStop": blocking.is_empty(), "underMinIsrIfStopped": blocking}),
-        ),
+        axum::Json(serde_json::json!({
+            "canStop": impact.blocking.is_empty(),
+            "underMinIsrIfStopped": impact.blocking,
+            "unavailableWhileStopped": impact.unavoidable,
+        })),
     )
 }
 

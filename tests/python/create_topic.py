@@ -1,12 +1,13 @@
-"""Create a topic: create_topic.py BOOTSTRAP TOPIC PARTITIONS REPLICATION"""
+"""Create a topic: create_topic.py BOOTSTRAP TOPIC PARTITIONS REPLICATION [KEY=VALUE,...]"""
 import sys
 import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 bootstrap, topic, partitions, replication = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+config = dict(pair.split("=", 1) for pair in sys.argv[5].split(",")) if len(sys.argv) > 5 else {}
 admin = AdminClient({"bootstrap.servers": bootstrap})
-for future in admin.create_topics([NewTopic(topic, partitions, replication)]).values():
+for future in admin.create_topics([NewTopic(topic, partitions, replication, config=config)]).values():
     future.result(timeout=30)
 # Wait until every partition has a leader.
 deadline = time.time() + 30

@@ -265,6 +265,101 @@ fn restarting_each_broker_in_turn_with_sigterm_loses_no_produce() {
     );
 }
 
+/// `GET /admin/can-stop` on `broker`: the status and the JSON answer.
+fn can_stop(broker: &BrokerProcess) -> (u16, serde_json::Value) {
+    let (status, body) = broker.admin_get("/admin/can-stop");
+    let answer = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/admin/can-stop answered {status} {body:?}: {e}"));
+    (status, answer)
+}
+
+fn names(answer: &serde_json::Value, key: &str) -> Vec<String> {
+    answer[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is not a list in {answer}"))
+        .iter()
+        .map(|name| name.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn can_stop_waits_only_for_partitions_that_can_stay_writable() {
+    let mut brokers = cluster(3, &["--replica-lag-time-max-ms", "2000"]);
+    let bootstrap = bootstrap_of(&brokers);
+    // Three replicas over min.insync.replicas 2 stay writable with one broker down; two
+    // replicas over 2 cannot, whatever a roll waits for.
+    let min_insync_2 = "min.insync.replicas=2";
+    run_python(
+        "create_topic.py",
+        &[&bootstrap, "wide", "1", "3", min_insync_2],
+        Duration::from_secs(60),
+    )
+    .assert_success();
+    run_python(
+        "create_topic.py",
+        &[&bootstrap, "narrow", "3", "2", min_insync_2],
+        Duration::from_secs(60),
+    )
+    .assert_success();
+    run_python(
+        "wait_in_sync.py",
+        &[&bootstrap, "wide", "3", "60"],
+        Duration::from_secs(90),
+    )
+    .assert_success();
+    run_python(
+        "wait_in_sync.py",
+        &[&bootstrap, "narrow", "2", "60"],
+        Duration::from_secs(90),
+    )
+    .assert_success();
+    let mut unavoidable = 0;
+    for broker in &brokers {
+        let (status, answer) = can_stop(broker);
+        assert_eq!(
+            (status, &answer["canStop"]),
+            (200, &true.into()),
+            "{answer}"
+        );
+        assert!(
+            names(&answer, "underMinIsrIfStopped").is_empty(),
+            "{answer}"
+        );
+        let narrow = names(&answer, "unavailableWhileStopped");
+        assert!(
+            narrow.iter().all(|name| name.starts_with("narrow-")),
+            "{answer}"
+        );
+        unavoidable += narrow.len();
+    }
+    // Three partitions of two replicas: each broker names the ones it holds, six in all.
+    assert_eq!(
+        unavoidable, 6,
+        "every replica of a narrow partition is named once"
+    );
+
+    // With broker 3 gone (and out of the ISR), stopping broker 1 would leave `wide` one
+    // in-sync replica: it must wait.
+    brokers[2].kill9();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, answer) = can_stop(&brokers[0]);
+        let blocking = names(&answer, "underMinIsrIfStopped");
+        if status == 409 && answer["canStop"] == false && !blocking.is_empty() {
+            assert!(
+                blocking.iter().all(|name| name.starts_with("wide-0")),
+                "only wide-0 blocks: {answer}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker 1 still may stop with broker 3 out of the ISR: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Sends one request to `address` with the broker's own Kafka client.
 fn call<Req, Resp>(
     address: &str,

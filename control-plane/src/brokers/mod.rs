@@ -36,7 +36,10 @@ pub enum BrokerError {
 /// The broker's answer to `GET /admin/can-stop`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CanStop {
-    Yes,
+    /// With the partitions that have no more replicas than `min.insync.replicas`: no wait keeps
+    /// them writable, so they do not block the stop (as in Strimzi's KafkaRoller), but their
+    /// acks=all writes stop while the broker restarts.
+    Yes { unavoidable: Vec<String> },
     /// The partitions that would fall below `min.insync.replicas`.
     No(Vec<String>),
 }
@@ -47,6 +50,8 @@ struct CanStopBody {
     can_stop: bool,
     #[serde(default)]
     under_min_isr_if_stopped: Vec<String>,
+    #[serde(default)]
+    unavailable_while_stopped: Vec<String>,
     #[serde(default)]
     reason: Option<String>,
 }
@@ -86,7 +91,9 @@ impl Brokers {
             message: format!("GET {url} answered {status} with an unreadable body: {e}"),
         })?;
         if body.can_stop {
-            return Ok(CanStop::Yes);
+            return Ok(CanStop::Yes {
+                unavoidable: body.unavailable_while_stopped,
+            });
         }
         let mut reasons = body.under_min_isr_if_stopped;
         reasons.extend(body.reason);

@@ -4,7 +4,7 @@
 //! fails with the reason it waited for, and the cluster returns to ACTIVE, serving.
 
 use chrono::Utc;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::execute::{node_of, node_volume, volume_spec, Outcome, Pass};
 use super::plan::{node_state, Step};
@@ -261,17 +261,25 @@ impl Reconciler {
     async fn may_stop(&self, observed: &[ObservedNode], broker_id: i32) -> Result<String, String> {
         if let Some(node) = running(observed, broker_id) {
             return match self.brokers.can_stop(&node.endpoints.broker_admin).await {
-                Ok(CanStop::Yes) => Ok("no partition falls below min.insync.replicas".into()),
+                Ok(CanStop::Yes { unavoidable }) if unavoidable.is_empty() => {
+                    Ok("no partition falls below min.insync.replicas".into())
+                }
+                Ok(CanStop::Yes { unavoidable }) => {
+                    let message = format!(
+                        "no partition that can stay writable falls below min.insync.replicas; \
+                         {} partition(s) have no more replicas than min.insync.replicas and \
+                         refuse acks=all writes while broker {broker_id} restarts: {}",
+                        unavoidable.len(),
+                        first_few(&unavoidable)
+                    );
+                    warn!(broker_id, "{message}");
+                    Ok(message)
+                }
                 Ok(CanStop::No(partitions)) => Err(format!(
                     "stopping broker {broker_id} now would take {} partition(s) below \
                      min.insync.replicas: {}",
                     partitions.len(),
-                    partitions
-                        .iter()
-                        .take(5)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    first_few(&partitions)
                 )),
                 Err(error) => Err(error.to_string()),
             };
@@ -481,4 +489,13 @@ fn serving(observed: &[ObservedNode]) -> Vec<String> {
         .filter(|o| o.phase == NodePhase::Running)
         .map(|o| o.endpoints.kafka.clone())
         .collect()
+}
+
+/// The first five of `names`, for a step's message.
+fn first_few(names: &[String]) -> String {
+    let mut text = names.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
+    if names.len() > 5 {
+        text.push_str(&format!("; and {} more", names.len() - 5));
+    }
+    text
 }
