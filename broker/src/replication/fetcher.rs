@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
+use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
 use super::client::BrokerConnection;
@@ -23,6 +24,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const FETCH_MAX_WAIT_MS: i32 = 500;
 const PARTITION_MAX_BYTES: i32 = 4 * 1024 * 1024;
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// While a leadership moves: the leader (or this broker) has not applied the new leader epoch
+/// yet, which takes milliseconds; acks=all producers wait for this replica meanwhile.
+const LEADERSHIP_PAUSE: Duration = Duration::from_millis(20);
+const LEADERSHIP_MAX_WAIT_MS: i32 = 20;
+
+/// How a round ended.
+enum RoundEnd {
+    Fetched,
+    /// This broker's set of partitions followed from the leader changed during the fetch: the
+    /// fetch was abandoned (with its connection, whose answer is still to come) so that the
+    /// next one asks for the new set at once instead of after the long poll.
+    FollowedChanged,
+}
 
 /// Fetches from `leader_id` until this broker follows nothing there.
 pub async fn run(fetchers: Arc<ReplicaFetchers>, leader_id: i32) {
@@ -31,7 +45,9 @@ pub async fn run(fetchers: Arc<ReplicaFetchers>, leader_id: i32) {
         info!("replica fetcher started");
         let mut connection: Option<(String, BrokerConnection)> = None;
         let mut idle_rounds = 0;
+        let mut changes = fetchers.changes_from(leader_id);
         loop {
+            changes.borrow_and_update();
             let followed = fetchers.followed_from(leader_id);
             let Some((_, first)) = followed.first() else {
                 idle_rounds += 1;
@@ -56,11 +72,17 @@ pub async fn run(fetchers: Arc<ReplicaFetchers>, leader_id: i32) {
                 }
             }
             let (_, conn) = connection.as_mut().expect("connected above");
-            let result = round(&fetchers, conn, &followed).await;
-            if let Err(error) = result {
-                debug!(%error, "replica fetch failed; reconnecting");
-                connection = None;
-                tokio::time::sleep(RETRY_PAUSE).await;
+            match round(&fetchers, conn, &followed, &mut changes).await {
+                Ok(RoundEnd::Fetched) => {}
+                Ok(RoundEnd::FollowedChanged) => {
+                    debug!("followed partitions changed; fetching the new set");
+                    connection = None;
+                }
+                Err(error) => {
+                    debug!(%error, "replica fetch failed; reconnecting");
+                    connection = None;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
             }
         }
     }
@@ -73,7 +95,8 @@ async fn round(
     fetchers: &ReplicaFetchers,
     conn: &mut BrokerConnection,
     followed: &[(TopicPartition, FollowedPartition)],
-) -> anyhow::Result<()> {
+    changes: &mut watch::Receiver<u64>,
+) -> anyhow::Result<RoundEnd> {
     let unchecked: Vec<&(TopicPartition, FollowedPartition)> = followed
         .iter()
         .filter(|(_, f)| f.truncated_for_epoch != Some(f.leader_epoch))
@@ -85,11 +108,18 @@ async fn round(
         .iter()
         .filter(|(_, f)| f.truncated_for_epoch == Some(f.leader_epoch))
         .collect();
+    // A partition the leader could not answer for yet (it has not applied its new leadership)
+    // is asked about again soon: the long poll does not hold it up.
     if ready.is_empty() {
-        tokio::time::sleep(RETRY_PAUSE).await;
-        return Ok(());
+        tokio::time::sleep(LEADERSHIP_PAUSE).await;
+        return Ok(RoundEnd::Fetched);
     }
-    fetch(fetchers, conn, &ready).await
+    let max_wait_ms = if ready.len() < followed.len() {
+        LEADERSHIP_MAX_WAIT_MS
+    } else {
+        FETCH_MAX_WAIT_MS
+    };
+    fetch(fetchers, conn, &ready, max_wait_ms, changes).await
 }
 
 /// The partitions grouped by topic, topics and partitions in the order given.
@@ -186,7 +216,9 @@ async fn fetch(
     fetchers: &ReplicaFetchers,
     conn: &mut BrokerConnection,
     ready: &[&(TopicPartition, FollowedPartition)],
-) -> anyhow::Result<()> {
+    max_wait_ms: i32,
+    changes: &mut watch::Receiver<u64>,
+) -> anyhow::Result<RoundEnd> {
     // Only the first partition with data may return a batch beyond the size limits: start
     // each round at another partition (as Kafka's fetcher does), so that a large batch in any
     // of them is fetched within a few rounds.
@@ -214,19 +246,20 @@ async fn fetch(
     .collect();
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(fetchers.local_id))
-        .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+        .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(64 * 1024 * 1024)
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
-    let response: FetchResponse = conn
-        .call(ApiKey::Fetch, FETCH_VERSION, &request, REQUEST_TIMEOUT)
-        .await?;
+    let response: FetchResponse = tokio::select! {
+        response = conn.call(ApiKey::Fetch, FETCH_VERSION, &request, REQUEST_TIMEOUT) => response?,
+        Ok(()) = changes.changed() => return Ok(RoundEnd::FollowedChanged),
+    };
     if response.error_code != 0 {
         anyhow::bail!("fetch refused with error {}", response.error_code);
     }
-    let mut pause = false;
+    let mut pause: Option<Duration> = None;
     for topic in response.responses {
         for data in topic.partitions {
             let id = TopicPartition {
@@ -246,12 +279,12 @@ async fn fetch(
                         warn!(partition = %id, message = %error.message, "follower append failed");
                         // Check the log against the leader again before the next fetch.
                         fetchers.mark_truncated(&id, -1);
-                        pause = true;
+                        pause = Some(RETRY_PAUSE);
                     } else if let Err(error) =
                         f.partition.follow_leader_log_start(data.log_start_offset)
                     {
                         warn!(partition = %id, message = %error.message, "following the leader's log start failed");
-                        pause = true;
+                        pause = Some(RETRY_PAUSE);
                     }
                 }
                 // The leader no longer has the records this replica needs next.
@@ -266,18 +299,27 @@ async fn fetch(
                     );
                     if let Err(error) = f.partition.follow_leader_log_start(data.log_start_offset) {
                         warn!(partition = %id, message = %error.message, "restarting the replica log failed");
-                        pause = true;
+                        pause = Some(RETRY_PAUSE);
                     }
+                }
+                // A leadership on the move: one side has not applied the new epoch yet.
+                Some(
+                    error @ (ResponseError::NotLeaderOrFollower
+                    | ResponseError::FencedLeaderEpoch
+                    | ResponseError::UnknownLeaderEpoch),
+                ) => {
+                    debug!(partition = %id, ?error, "leader epochs differ for now");
+                    pause = pause.or(Some(LEADERSHIP_PAUSE));
                 }
                 Some(error) => {
                     debug!(partition = %id, ?error, "leader refused the replica fetch");
-                    pause = true;
+                    pause = Some(RETRY_PAUSE);
                 }
             }
         }
     }
-    if pause {
-        tokio::time::sleep(RETRY_PAUSE).await;
+    if let Some(pause) = pause {
+        tokio::time::sleep(pause).await;
     }
-    Ok(())
+    Ok(RoundEnd::Fetched)
 }

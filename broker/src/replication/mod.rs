@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::partition::{Partition, TopicPartition};
@@ -37,6 +38,9 @@ pub struct ReplicaFetchers {
     pub(crate) local_id: i32,
     pub(crate) followed: Mutex<BTreeMap<TopicPartition, FollowedPartition>>,
     tasks: Mutex<HashMap<i32, JoinHandle<()>>>,
+    /// Per leader, a count of the changes to what this broker follows there: a fetcher in a
+    /// long poll wakes when a partition or a new leader epoch joins its set.
+    changes: Mutex<HashMap<i32, watch::Sender<u64>>>,
     /// Fetch rounds so far, to rotate the partitions' order in the fetch requests.
     fetch_rounds: AtomicUsize,
 }
@@ -47,6 +51,7 @@ impl ReplicaFetchers {
             local_id,
             followed: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(HashMap::new()),
+            changes: Mutex::new(HashMap::new()),
             fetch_rounds: AtomicUsize::new(0),
         }
     }
@@ -83,6 +88,11 @@ impl ReplicaFetchers {
                             truncated_for_epoch: None,
                         },
                     );
+                    self.changes
+                        .lock()
+                        .entry(leader_id)
+                        .or_insert_with(|| watch::channel(0).0)
+                        .send_modify(|count| *count += 1);
                 }
             }
         }
@@ -99,6 +109,15 @@ impl ReplicaFetchers {
     /// Stops following `id` (this broker leads it now, or no longer hosts it).
     pub fn unfollow(&self, id: &TopicPartition) {
         self.followed.lock().remove(id);
+    }
+
+    /// Changes to the partitions followed from `leader_id`, from now on.
+    pub(crate) fn changes_from(&self, leader_id: i32) -> watch::Receiver<u64> {
+        self.changes
+            .lock()
+            .entry(leader_id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     /// Partitions followed from `leader_id`.
