@@ -360,6 +360,92 @@ fn can_stop_waits_only_for_partitions_that_can_stay_writable() {
     }
 }
 
+/// One record batch of `value`, without a producer id.
+fn one_record(value: &[u8]) -> bytes::Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(bytes::Bytes::copy_from_slice(value)),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, [record].iter(), &options).expect("encoding a batch");
+    buf.freeze()
+}
+
+/// KIP-951: a produce sent to a broker that does not lead the partition names the leader and
+/// its listener (Produce v10), so that clients retry there without a metadata round trip.
+#[test]
+fn a_produce_to_a_follower_names_the_current_leader() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::ResponseError;
+
+    let brokers = cluster(3, &[]);
+    let bootstrap = bootstrap_of(&brokers);
+    create_topic(&bootstrap, "discovery", "1", "3");
+    let (_, leaders) = controller_and_leaders(&brokers[0].bootstrap(), "discovery");
+    let leader = leaders[0];
+    // Broker i (from 0) has node id i + 1.
+    let follower = &brokers[(leader % 3) as usize];
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("discovery")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(one_record(b"misrouted")))])]);
+    let answer: ProduceResponse = call(&follower.bootstrap(), ApiKey::Produce, 10, &request);
+    let partition = &answer.responses[0].partition_responses[0];
+    assert_eq!(
+        partition.error_code,
+        ResponseError::NotLeaderOrFollower.code(),
+        "{answer:?}"
+    );
+    assert_eq!(partition.current_leader.leader_id.0, leader, "{answer:?}");
+    assert!(partition.current_leader.leader_epoch >= 0, "{answer:?}");
+    let endpoint = answer
+        .node_endpoints
+        .iter()
+        .find(|e| e.node_id.0 == leader)
+        .unwrap_or_else(|| panic!("no endpoint for the leader: {answer:?}"));
+    let leader_broker = &brokers[(leader - 1) as usize];
+    assert_eq!(
+        format!("{}:{}", endpoint.host, endpoint.port),
+        leader_broker.bootstrap(),
+        "the leader's listener"
+    );
+    assert_eq!(
+        endpoint.rack.as_deref(),
+        Some(format!("zone-{leader}").as_str())
+    );
+
+    // Older versions carry no tagged fields: the error alone.
+    let answer: ProduceResponse = call(&follower.bootstrap(), ApiKey::Produce, 9, &request);
+    assert_eq!(
+        answer.responses[0].partition_responses[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+}
+
 /// Sends one request to `address` with the broker's own Kafka client.
 fn call<Req, Resp>(
     address: &str,

@@ -5,12 +5,15 @@
 //! the high watermark passes the appended records (every in-sync replica has them) or the
 //! request's timeout runs out (REQUEST_TIMED_OUT).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 use tracing::{debug, warn};
@@ -157,7 +160,62 @@ pub async fn handle(
             *slot = refused(&partition.id.topic, slot.index, error);
         }
     }
-    ProduceResponse::default().with_responses(responses)
+    let node_endpoints = name_current_leaders(broker, &mut responses);
+    ProduceResponse::default()
+        .with_responses(responses)
+        .with_node_endpoints(node_endpoints)
+}
+
+/// KIP-951 leader discovery: a partition refused because this broker does not lead it (any
+/// more) names its current leader and that leader's listener, so that a client (librdkafka 2.4+,
+/// the Java client 3.7+) sends its retry there instead of waiting for a metadata refresh that
+/// may still come from a broker with the old view. Produce v10+; older versions do not carry
+/// these tagged fields.
+fn name_current_leaders(
+    broker: &Broker,
+    responses: &mut [TopicProduceResponse],
+) -> Vec<NodeEndpoint> {
+    let moved = [
+        ResponseError::NotLeaderOrFollower.code(),
+        ResponseError::FencedLeaderEpoch.code(),
+    ];
+    let metadata = broker.metadata();
+    let mut leaders = BTreeSet::new();
+    for topic in responses.iter_mut() {
+        let Some(record) = metadata.topics.get(topic.name.as_str()) else {
+            continue;
+        };
+        for answer in &mut topic.partition_responses {
+            if !moved.contains(&answer.error_code) {
+                continue;
+            }
+            let Some(state) = record
+                .partitions
+                .iter()
+                .find(|p| p.partition == answer.index)
+            else {
+                continue;
+            };
+            if state.leader < 0 || state.leader == broker.config.node_id {
+                continue;
+            }
+            answer.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(state.leader))
+                .with_leader_epoch(state.leader_epoch);
+            leaders.insert(state.leader);
+        }
+    }
+    leaders
+        .into_iter()
+        .filter_map(|id| metadata.brokers.get(&id))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect()
 }
 
 fn refused(topic: &str, index: i32, error: PartitionError) -> PartitionProduceResponse {
