@@ -36,6 +36,10 @@ parser.add_argument("--bin-dir", default="target/release")
 parser.add_argument("--gib", type=float, default=1.0, help="data on each broker before the roll")
 parser.add_argument("--rate", type=int, default=500, help="records/s during the measurement")
 parser.add_argument("--old-broker", default=None)
+parser.add_argument("--producer-config", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka setting for the measured producer (repeatable)")
+parser.add_argument("--timeline", action="store_true",
+                    help="print the roll's steps and its slow records against time")
 args = parser.parse_args()
 
 work = tempfile.mkdtemp(prefix="millrace-bench-roll-")
@@ -108,14 +112,21 @@ try:
         fill.poll(0)
     fill.flush(300)
     print(f"filled {args.gib} GiB (3 replicas) in {time.time() - t0:.1f} s")
+    # The steady figures must not measure the disk still writing the fill back.
+    t0 = time.time()
+    os.sync()
+    print(f"the disk took {time.time() - t0:.1f} s more to write the fill")
 
-    latencies, errors, acks = [], [], []
-    phase = {"name": "steady"}
+    latencies, errors, acks, sent_at = [], [], [], []
+    # The producer's first records wait for its metadata, connections and producer id; they are
+    # not the steady state.
+    phase = {"name": "warm-up"}
     stop = threading.Event()
 
     def produce():
         producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                             "enable.idempotence": True, "linger.ms": 5})
+                             "enable.idempotence": True, "linger.ms": 5,
+                             **dict(kv.split("=", 1) for kv in args.producer_config)})
         sent = 0
         start = time.time()
         while not stop.is_set():
@@ -130,6 +141,7 @@ try:
                     errors.append((name, str(error)))
                 else:
                     latencies.append((name, (now - at) * 1000))
+                    sent_at.append((name, at, (now - at) * 1000, _message.partition()))
                     acks.append((name, now))
             producer.produce("roll", b"x" * 100, on_delivery=done)
             sent += 1
@@ -156,6 +168,8 @@ try:
     threads = [threading.Thread(target=produce), threading.Thread(target=watch_isr)]
     for thread in threads:
         thread.start()
+    time.sleep(3)
+    phase["name"] = "steady"
     time.sleep(20)
     phase["name"] = "roll"
     cluster = api("GET", f"/v1/clusters/{cid}")
@@ -194,6 +208,25 @@ try:
           f"{p99('roll'):.1f} ms ({p99('roll') / p99('steady'):.1f}x)")
     print(f"longest produce stall during the roll: {longest_stall('roll'):.0f} ms "
           f"(steady: {longest_stall('steady'):.0f} ms)")
+    if args.timeline:
+        from datetime import datetime
+        slow = 3 * p99("steady")
+        print(f"timeline (s from the request): steps, then records over {slow:.0f} ms "
+              "by send time (partition: count, worst ms)")
+        for step in final["operationSteps"]:
+            if step.get("startTime"):
+                begin = datetime.fromisoformat(step["startTime"]).timestamp() - t0
+                end = datetime.fromisoformat(step["endTime"]).timestamp() - t0 \
+                    if step.get("endTime") else float("nan")
+                print(f"  {begin:6.2f} .. {end:6.2f}  {step['stepName']}")
+        buckets = {}
+        for name, at, ms, partition in sent_at:
+            if name == "roll" and ms > slow:
+                key = (round((at - t0) * 10) / 10, partition)
+                count, worst = buckets.get(key, (0, 0.0))
+                buckets[key] = (count + 1, max(worst, ms))
+        for (second, partition), (count, worst) in sorted(buckets.items()):
+            print(f"  {second:6.1f}  p{partition}: {count} records, worst {worst:.0f} ms")
     api("DELETE", f"/v1/clusters/{cid}")
     wait("the delete", lambda: not api("GET", "/v1/clusters")["clusterInfoList"], timeout=120)
 finally:
