@@ -360,6 +360,20 @@ fn can_stop_waits_only_for_partitions_that_can_stay_writable() {
     }
 }
 
+/// A record above the default 1 MB limit, once every broker's `message.max.bytes` was raised
+/// dynamically: acknowledged with acks=all, copied by both followers and read back whole.
+#[test]
+fn a_record_above_the_default_limit_replicates_after_a_dynamic_raise() {
+    let brokers = cluster(3, &[]);
+    let output = run_python(
+        "large_batch.py",
+        &[&bootstrap_of(&brokers)],
+        Duration::from_secs(240),
+    )
+    .assert_success();
+    println!("{}", output.stdout());
+}
+
 /// One record batch of `value`, without a producer id.
 fn one_record(value: &[u8]) -> bytes::Bytes {
     use kafka_protocol::records::{
