@@ -27,6 +27,7 @@ use crate::metadata::{check_new_topic, TopicConfig, TopicError};
 use crate::metrics::Metrics;
 use crate::partition::PartitionManager;
 use crate::producer_ids::ProducerIdAllocator;
+use crate::replication::throttle::ReplicationThrottle;
 use crate::replication::ReplicaFetchers;
 
 /// Name of the internal topic holding committed group offsets.
@@ -45,6 +46,8 @@ pub struct Broker {
     pub incarnation_id: Uuid,
     pub partitions: PartitionManager,
     pub fetchers: Arc<ReplicaFetchers>,
+    /// What this broker, as leader, may send to replicas a reassignment is adding.
+    pub replication_throttle: ReplicationThrottle,
     pub producer_ids: ProducerIdAllocator,
     pub groups: Arc<GroupCoordinator>,
     pub metrics: Metrics,
@@ -93,6 +96,7 @@ fn quorum_config(config: &BrokerConfig) -> anyhow::Result<QuorumConfig> {
         config.data_dir.join("quorum"),
     );
     quorum.broker_session_timeout_ms = config.broker_session_timeout_ms;
+    quorum.advertised = config.controller_advertised.clone();
     Ok(quorum)
 }
 
@@ -126,6 +130,7 @@ impl Broker {
         let metadata = quorum.metadata();
         let broker = Arc::new(Broker {
             fetchers: Arc::new(ReplicaFetchers::new(config.node_id)),
+            replication_throttle: ReplicationThrottle::default(),
             capacity: Capacity::new(&config.data_dir),
             config,
             dynamic,

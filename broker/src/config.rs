@@ -51,6 +51,12 @@ pub struct BrokerConfig {
     #[arg(long, env = "MILLRACE_CONTROLLER_LISTEN")]
     pub controller_listen: Option<SocketAddr>,
 
+    /// `host:port` the quorum reaches this broker's controller listener at, for a broker that
+    /// is not one of the --voters (an observer) and listens on a wildcard address. Defaults to
+    /// --controller-listen.
+    #[arg(long, env = "MILLRACE_CONTROLLER_ADVERTISED")]
+    pub controller_advertised: Option<String>,
+
     /// How often the broker heartbeats to the active controller.
     #[arg(
         long,
@@ -76,6 +82,16 @@ pub struct BrokerConfig {
         default_value_t = 10_000
     )]
     pub replica_lag_time_max_ms: i64,
+
+    /// Bytes per second a leader sends, in all, to the replicas a partition reassignment is
+    /// adding, until they join the ISR (Kafka's leader.replication.throttled.rate; dynamic).
+    /// The default, Long.MAX (9223372036854775807), is unlimited.
+    #[arg(
+        long,
+        env = "MILLRACE_LEADER_REPLICATION_THROTTLED_RATE",
+        default_value_t = i64::MAX
+    )]
+    pub leader_replication_throttled_rate: i64,
 
     /// Cluster id reported to clients.
     #[arg(long, env = "MILLRACE_CLUSTER_ID", default_value = "millrace")]
@@ -202,6 +218,9 @@ impl BrokerConfig {
         }
         if self.offsets_topic_partitions < 1 {
             anyhow::bail!("--offsets-topic-partitions must be at least 1");
+        }
+        if self.leader_replication_throttled_rate < 0 {
+            anyhow::bail!("--leader-replication-throttled-rate must be at least 0");
         }
         if self.max_frame_bytes < 1024 {
             anyhow::bail!("--max-frame-bytes must be at least 1024");

@@ -27,6 +27,8 @@ pub struct Metrics {
     records_out: Family<TopicLabel, Counter>,
     request_seconds: Family<ApiLabel, Histogram>,
     rejected_frames: Counter,
+    throttled_replication_bytes: Counter,
+    throttled_fetches: Counter,
     partitions: Gauge,
     active_controller: Gauge,
     log_size_bytes: Family<TopicLabel, Gauge>,
@@ -49,6 +51,8 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.0001, 2.0, 18))
         });
         let rejected_frames = Counter::default();
+        let throttled_replication_bytes = Counter::default();
+        let throttled_fetches = Counter::default();
         let partitions = Gauge::default();
         let active_controller = Gauge::default();
         let log_size_bytes = Family::<TopicLabel, Gauge>::default();
@@ -83,6 +87,18 @@ impl Metrics {
             rejected_frames.clone(),
         );
         registry.register(
+            "replication_throttled_bytes",
+            "Record bytes sent, as leader, under leader.replication.throttled.rate to replicas \
+             a reassignment is adding",
+            throttled_replication_bytes.clone(),
+        );
+        registry.register(
+            "replication_throttled_fetches",
+            "Follower fetches answered without a reassignment replica's partitions because \
+             the replication throttle's bucket was empty",
+            throttled_fetches.clone(),
+        );
+        registry.register(
             "partitions",
             "Partitions hosted by this broker",
             partitions.clone(),
@@ -105,6 +121,8 @@ impl Metrics {
             records_out,
             request_seconds,
             rejected_frames,
+            throttled_replication_bytes,
+            throttled_fetches,
             partitions,
             active_controller,
             log_size_bytes,
@@ -143,6 +161,15 @@ impl Metrics {
 
     pub fn rejected_frame(&self) {
         self.rejected_frames.inc();
+    }
+
+    /// A follower fetch answered under the replication throttle: the bytes its throttled
+    /// partitions were sent, and whether the empty bucket held one back.
+    pub fn throttled_fetch(&self, bytes: usize, held_back: bool) {
+        self.throttled_replication_bytes.inc_by(bytes as u64);
+        if held_back {
+            self.throttled_fetches.inc();
+        }
     }
 
     /// Renders the Prometheus text format, after refreshing the gauges that are read on demand.

@@ -74,6 +74,10 @@ pub struct QuorumConfig {
     pub voters: Vec<Voter>,
     /// Where this node's quorum RPC server listens (`--controller-listen`).
     pub listen: SocketAddr,
+    /// The address the other nodes reach this one's quorum listener at, for a node that is
+    /// not among the voters (a voter is reached at its entry in the voters): needed when it
+    /// listens on a wildcard address (`--controller-advertised`). Defaults to `listen`.
+    pub advertised: Option<String>,
     /// `<data-dir>/quorum/`: Raft log, vote, snapshot and the directory id.
     pub dir: PathBuf,
     /// A broker silent for longer is fenced.
@@ -96,6 +100,7 @@ impl QuorumConfig {
             node_id,
             voters,
             listen,
+            advertised: None,
             dir,
             broker_session_timeout_ms: 9000,
             election_timeout_ms: (600, 1200),

@@ -24,11 +24,13 @@ use crate::raft::NodeKey;
 use crate::rpc::{ControllerRequest, ControllerResponse, NodeStatus, PATH_CONTROLLER, PATH_STATUS};
 
 impl MetadataQuorum {
-    /// This node's quorum address as the others reach it.
+    /// This node's quorum address as the others reach it: a voter's entry in the voters, an
+    /// observer's advertised address, else where it listens.
     pub(crate) fn advertised_address(&self) -> String {
         self.config
             .voter(self.config.node_id)
             .map(|v| v.address())
+            .or_else(|| self.config.advertised.clone())
             .unwrap_or_else(|| self.config.listen.to_string())
     }
 

@@ -1,6 +1,6 @@
 //! DescribeConfigs and IncrementalAlterConfigs for topics and for this broker (whose log
-//! defaults and message.max.bytes are dynamic; the rest is read at start: described, never
-//! altered).
+//! defaults, message.max.bytes and leader.replication.throttled.rate are dynamic; the rest is
+//! read at start: described, never altered).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +64,10 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
             c.log_flush_messages.to_string(),
         ),
         ("log.flush.interval.ms", c.log_flush_ms.to_string()),
+        (
+            "leader.replication.throttled.rate",
+            c.leader_replication_throttled_rate.to_string(),
+        ),
         (
             "offsets.topic.num.partitions",
             c.offsets_topic_partitions.to_string(),
@@ -294,5 +298,81 @@ fn alter_broker(
             tracing::warn!(%error, "dynamic broker configuration not saved");
             Err((ResponseError::UnknownServerError, error.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+
+    use super::*;
+    use crate::handlers::testing::call;
+
+    const THROTTLE: &str = "leader.replication.throttled.rate";
+
+    async fn alter(broker: &Arc<Broker>, op: i8, value: Option<&str>) -> i16 {
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_BROKER)
+                .with_resource_name(str_bytes(broker.config.node_id.to_string()))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(str_bytes(THROTTLE))
+                    .with_config_operation(op)
+                    .with_value(value.map(str_bytes))]),
+        ]);
+        let response: IncrementalAlterConfigsResponse =
+            call(broker, ApiKey::IncrementalAlterConfigs, 1, &request).await;
+        response.responses[0].error_code
+    }
+
+    /// The throttle's value and source as DescribeConfigs gives them.
+    async fn described(broker: &Arc<Broker>) -> (String, i8, bool) {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_BROKER)
+                .with_resource_name(str_bytes(broker.config.node_id.to_string()))
+                .with_configuration_keys(Some(vec![str_bytes(THROTTLE)])),
+        ]);
+        let response: DescribeConfigsResponse =
+            call(broker, ApiKey::DescribeConfigs, 4, &request).await;
+        let entry = &response.results[0].configs[0];
+        (
+            entry.value.as_deref().unwrap_or_default().to_string(),
+            entry.config_source,
+            entry.read_only,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_replication_throttle_is_a_dynamic_broker_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::broker::testing::open(dir.path(), &[]).await;
+        let unlimited = i64::MAX.to_string();
+        assert_eq!(
+            described(&broker).await,
+            (unlimited.clone(), SOURCE_STATIC_BROKER, false)
+        );
+
+        assert_eq!(alter(&broker, OP_SET, Some("1048576")).await, 0);
+        assert_eq!(
+            described(&broker).await,
+            ("1048576".to_string(), SOURCE_DYNAMIC_BROKER, false)
+        );
+        assert_eq!(broker.defaults().leader_replication_throttled_rate, 1 << 20);
+
+        assert_eq!(
+            alter(&broker, OP_SET, Some("-1")).await,
+            ResponseError::InvalidConfig.code()
+        );
+        assert_eq!(broker.defaults().leader_replication_throttled_rate, 1 << 20);
+
+        assert_eq!(alter(&broker, OP_DELETE, None).await, 0);
+        assert_eq!(
+            described(&broker).await,
+            (unlimited, SOURCE_STATIC_BROKER, false)
+        );
     }
 }

@@ -172,3 +172,24 @@ pub async fn produce(
     .await;
     response.responses[0].partition_responses[0].clone()
 }
+
+/// Waits until the cluster metadata has not moved for half a second (the entries that follow a
+/// topic's creation applied), so that a test's own replica assignment is not overwritten by the
+/// next metadata pass.
+pub async fn wait_for_quiet_metadata(broker: &Broker) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last = broker.metadata().applied_index;
+    let mut since = tokio::time::Instant::now();
+    while since.elapsed() < Duration::from_millis(500) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "metadata never settled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = broker.metadata().applied_index;
+        if now != last {
+            last = now;
+            since = tokio::time::Instant::now();
+        }
+    }
+}

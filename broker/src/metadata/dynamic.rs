@@ -3,8 +3,10 @@
 //! the flags the broker started with, apply at once to every topic that does not override them,
 //! and are kept in `dynamic-config.json` in the data directory so that a restart keeps them.
 //!
-//! Only the topic defaults are dynamic here (as in Kafka, whose log defaults are the
-//! reconfigurable part of a broker's configuration); everything else is read at start.
+//! The topic defaults are dynamic here (as in Kafka, whose log defaults are the
+//! reconfigurable part of a broker's configuration), and so is the replication throttle
+//! (`leader.replication.throttled.rate`, a dynamic broker setting in Kafka too); everything else
+//! is read at start.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,49 +20,62 @@ use crate::config::BrokerConfig;
 
 const FILE_NAME: &str = "dynamic-config.json";
 
-/// A dynamic setting: its broker name, the topic setting it is the default of (whose rules
-/// validate it), and where it goes in the configuration.
+/// A dynamic setting: its broker name, the rule its values follow, and where it goes in the
+/// configuration.
 struct DynamicKey {
     name: &'static str,
-    topic_key: &'static str,
+    rule: Rule,
     apply: fn(&mut BrokerConfig, i64),
+}
+
+/// What a dynamic setting's value must be.
+enum Rule {
+    /// The default of this topic setting, whose rules apply.
+    TopicDefault(&'static str),
+    /// A long of at least 0 (Kafka's replication quotas).
+    NonNegativeLong,
 }
 
 const KEYS: &[DynamicKey] = &[
     DynamicKey {
         name: "log.retention.ms",
-        topic_key: "retention.ms",
+        rule: Rule::TopicDefault("retention.ms"),
         apply: |c, v| c.log_retention_ms = v,
     },
     DynamicKey {
         name: "log.retention.bytes",
-        topic_key: "retention.bytes",
+        rule: Rule::TopicDefault("retention.bytes"),
         apply: |c, v| c.log_retention_bytes = v,
     },
     DynamicKey {
         name: "log.segment.bytes",
-        topic_key: "segment.bytes",
+        rule: Rule::TopicDefault("segment.bytes"),
         apply: |c, v| c.log_segment_bytes = v,
     },
     DynamicKey {
         name: "log.roll.ms",
-        topic_key: "segment.ms",
+        rule: Rule::TopicDefault("segment.ms"),
         apply: |c, v| c.log_segment_ms = v,
     },
     DynamicKey {
         name: "log.flush.interval.messages",
-        topic_key: "flush.messages",
+        rule: Rule::TopicDefault("flush.messages"),
         apply: |c, v| c.log_flush_messages = v,
     },
     DynamicKey {
         name: "log.flush.interval.ms",
-        topic_key: "flush.ms",
+        rule: Rule::TopicDefault("flush.ms"),
         apply: |c, v| c.log_flush_ms = v,
     },
     DynamicKey {
         name: "message.max.bytes",
-        topic_key: "max.message.bytes",
+        rule: Rule::TopicDefault("max.message.bytes"),
         apply: |c, v| c.max_message_bytes = v as usize,
+    },
+    DynamicKey {
+        name: "leader.replication.throttled.rate",
+        rule: Rule::NonNegativeLong,
+        apply: |c, v| c.leader_replication_throttled_rate = v,
     },
 ];
 
@@ -76,18 +91,33 @@ pub fn validate(overrides: &BTreeMap<String, String>) -> Result<(), ConfigError>
             return Err(ConfigError {
                 key: name.clone(),
                 reason: "cannot be changed while the broker runs (it is read at start, or \
-                         unknown); the dynamic settings are the log defaults and \
-                         message.max.bytes"
+                         unknown); the dynamic settings are the log defaults, \
+                         message.max.bytes and leader.replication.throttled.rate"
                     .into(),
             });
         };
-        let topic_setting = BTreeMap::from([(key.topic_key.to_string(), value.clone())]);
-        super::TopicConfig::validate(&topic_setting).map_err(|e| ConfigError {
+        key.rule.check(value).map_err(|reason| ConfigError {
             key: name.clone(),
-            reason: e.reason,
+            reason,
         })?;
     }
     Ok(())
+}
+
+impl Rule {
+    fn check(&self, value: &str) -> Result<(), String> {
+        match self {
+            Rule::TopicDefault(topic_key) => {
+                let topic_setting = BTreeMap::from([(topic_key.to_string(), value.to_string())]);
+                super::TopicConfig::validate(&topic_setting).map_err(|e| e.reason)
+            }
+            Rule::NonNegativeLong => match value.parse::<i64>() {
+                Ok(long) if long >= 0 => Ok(()),
+                Ok(_) => Err("must be at least 0".into()),
+                Err(_) => Err(format!("{value:?} is not a long")),
+            },
+        }
+    }
 }
 
 /// The broker's dynamic overrides and the configuration they produce with its flags.
@@ -270,6 +300,42 @@ mod tests {
     }
 
     #[test]
+    fn the_replication_throttle_is_dynamic_and_unlimited_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = BrokerConfig::parse_from(["millrace-broker"]);
+        let dynamic = DynamicConfig::open(&flags, dir.path()).unwrap();
+        assert_eq!(
+            dynamic.effective().leader_replication_throttled_rate,
+            i64::MAX
+        );
+        for rate in ["1048576", "0"] {
+            dynamic
+                .alter(
+                    settings(&[("leader.replication.throttled.rate", rate)]),
+                    &[],
+                )
+                .unwrap();
+            assert_eq!(
+                dynamic
+                    .effective()
+                    .leader_replication_throttled_rate
+                    .to_string(),
+                rate
+            );
+        }
+        dynamic
+            .alter(
+                BTreeMap::new(),
+                &["leader.replication.throttled.rate".to_string()],
+            )
+            .unwrap();
+        assert_eq!(
+            dynamic.effective().leader_replication_throttled_rate,
+            i64::MAX
+        );
+    }
+
+    #[test]
     fn a_setting_this_version_does_not_know_is_ignored_at_start() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -293,6 +359,8 @@ mod tests {
             ("no.such.setting", "1"),
             ("log.retention.ms", "soon"),
             ("log.segment.bytes", "1"),
+            ("leader.replication.throttled.rate", "-1"),
+            ("leader.replication.throttled.rate", "1MB"),
         ] {
             match dynamic.alter(settings(&[(key, value)]), &[]) {
                 Err(AlterError::Invalid(error)) => assert_eq!(error.key, key),

@@ -238,15 +238,18 @@ impl Partition {
                 replicas.push(*adding);
             }
         }
-        self.set_replicas(ReplicaSet::new(
-            local_id,
-            state.leader,
-            state.leader_epoch,
-            state.partition_epoch,
-            replicas,
-            state.isr.clone(),
-            now_ms(),
-        ));
+        self.set_replicas(
+            ReplicaSet::new(
+                local_id,
+                state.leader,
+                state.leader_epoch,
+                state.partition_epoch,
+                replicas,
+                state.isr.clone(),
+                now_ms(),
+            )
+            .with_adding_replicas(state.adding_replicas.clone()),
+        );
     }
 
     /// Moves the high watermark to the smallest log end offset of the in-sync replicas, when
@@ -315,13 +318,23 @@ impl Partition {
         (high_watermark >= offset).then_some(ReplicationWait::Replicated)
     }
 
+    /// Whether `replica` is being added to this partition by a reassignment and has not
+    /// joined the ISR yet: its fetches are what the replication throttle limits.
+    pub fn is_catching_up_for_reassignment(&self, replica: i32) -> bool {
+        self.replicas
+            .lock()
+            .is_catching_up_for_reassignment(replica)
+    }
+
     /// Replicas in sync right now, as the leader sees them.
     pub fn in_sync_replica_count(&self) -> usize {
         self.replicas.lock().isr.len()
     }
 
     /// Serves a follower's fetch: records its progress, may move the high watermark, and reads
-    /// up to the log end (followers replicate beyond the high watermark).
+    /// up to the log end (followers replicate beyond the high watermark). With `max_bytes` 0
+    /// it reads nothing (the fetch offset is still checked): the fetch handler's way of
+    /// holding a partition back from a response.
     pub fn read_for_follower(
         &self,
         replica_id: i32,
@@ -347,7 +360,13 @@ impl Partition {
         let records = if fetch_offset == log_end {
             Bytes::new()
         } else {
-            state.log.read(fetch_offset, max_bytes, log_end)?
+            // Read up to the fetch offset itself, i.e. nothing, when nothing may be returned.
+            let up_to = if max_bytes == 0 {
+                fetch_offset
+            } else {
+                log_end
+            };
+            state.log.read(fetch_offset, max_bytes, up_to)?
         };
         Ok(ReadOutcome {
             records,

@@ -30,6 +30,9 @@ pub struct ReplicaSet {
     pub partition_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas a reassignment is adding (also in `replicas`); they leave this list once the
+    /// reassignment completes, which is when all of them are in the ISR.
+    pub adding_replicas: Vec<i32>,
     followers: BTreeMap<i32, FollowerProgress>,
 }
 
@@ -79,8 +82,15 @@ impl ReplicaSet {
             partition_epoch,
             replicas,
             isr,
+            adding_replicas: Vec::new(),
             followers,
         }
+    }
+
+    /// The same, with the replicas a reassignment is adding.
+    pub fn with_adding_replicas(mut self, adding_replicas: Vec<i32>) -> ReplicaSet {
+        self.adding_replicas = adding_replicas;
+        self
     }
 
     /// Takes a new ISR, partition epoch and replica list at the same leader epoch, keeping
@@ -96,6 +106,7 @@ impl ReplicaSet {
         self.partition_epoch = next.partition_epoch;
         self.replicas = next.replicas;
         self.isr = next.isr;
+        self.adding_replicas = next.adding_replicas;
     }
 
     pub fn is_leader(&self) -> bool {
@@ -104,6 +115,12 @@ impl ReplicaSet {
 
     pub fn is_replica(&self, broker: i32) -> bool {
         self.replicas.contains(&broker)
+    }
+
+    /// Whether `broker` is a replica a reassignment is adding that has not joined the ISR yet:
+    /// it is copying the partition's data (the replication throttle's concern).
+    pub fn is_catching_up_for_reassignment(&self, broker: i32) -> bool {
+        self.adding_replicas.contains(&broker) && !self.isr.contains(&broker)
     }
 
     pub fn follower(&self, broker: i32) -> Option<FollowerProgress> {
@@ -245,6 +262,24 @@ mod tests {
         set.isr = vec![1, 2];
         assert_eq!(set.low_watermark(40), 40);
         assert_eq!(ReplicaSet::single(1, 0).low_watermark(7), 7);
+    }
+
+    #[test]
+    fn an_added_replica_catches_up_for_its_reassignment_until_it_is_in_sync() {
+        let mut set = ReplicaSet::new(1, 1, 5, 0, vec![1, 2, 3, 4], vec![1, 2, 3], 1_000)
+            .with_adding_replicas(vec![4]);
+        assert!(set.is_catching_up_for_reassignment(4));
+        assert!(!set.is_catching_up_for_reassignment(2), "in sync");
+        set.record_fetch(4, 100, 100, 2_000);
+        let joined = ReplicaSet::new(1, 1, 5, 1, vec![1, 2, 3, 4], vec![1, 2, 3, 4], 2_000)
+            .with_adding_replicas(vec![4]);
+        set.update_assignment(joined);
+        assert!(!set.is_catching_up_for_reassignment(4), "joined the ISR");
+        assert_eq!(
+            set.follower(4).unwrap().log_end_offset,
+            100,
+            "progress kept"
+        );
     }
 
     #[test]

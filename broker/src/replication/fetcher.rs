@@ -252,6 +252,7 @@ async fn fetch(
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
+    let sent = tokio::time::Instant::now();
     let response: FetchResponse = tokio::select! {
         response = conn.call(ApiKey::Fetch, FETCH_VERSION, &request, REQUEST_TIMEOUT) => response?,
         Ok(()) = changes.changed() => return Ok(RoundEnd::FollowedChanged),
@@ -260,6 +261,7 @@ async fn fetch(
         anyhow::bail!("fetch refused with error {}", response.error_code);
     }
     let mut pause: Option<Duration> = None;
+    let mut fetched_records = false;
     for topic in response.responses {
         for data in topic.partitions {
             let id = TopicPartition {
@@ -272,6 +274,7 @@ async fn fetch(
             match ResponseError::try_from_code(data.error_code) {
                 None => {
                     let records = data.records.unwrap_or_default();
+                    fetched_records |= !records.is_empty();
                     if let Err(error) = f
                         .partition
                         .append_as_follower(&records, data.high_watermark)
@@ -320,6 +323,18 @@ async fn fetch(
     }
     if let Some(pause) = pause {
         tokio::time::sleep(pause).await;
+        return Ok(RoundEnd::Fetched);
+    }
+    // A leader answers nothing before the long poll ends only when it is stopping (or when it
+    // does not wait, as a leader throttling this replica might): wait out the rest of the poll
+    // here, unless what this broker follows changes, rather than asking again at once.
+    let long_poll = Duration::from_millis(max_wait_ms.max(0) as u64);
+    let answered_in = sent.elapsed();
+    if !fetched_records && answered_in < long_poll {
+        tokio::select! {
+            _ = tokio::time::sleep((long_poll - answered_in).min(RETRY_PAUSE)) => {}
+            _ = changes.changed() => {}
+        }
     }
     Ok(RoundEnd::Fetched)
 }

@@ -6,11 +6,14 @@
 //!   there; before fetching at a new leader epoch it asks the leader where its own last epoch
 //!   ended (OffsetForLeaderEpoch) and truncates a diverged tail.
 //! - [`isr`]: the leader's periodic ISR shrink/expand proposals.
+//! - [`throttle`]: the leader's limit on what it sends to replicas a reassignment is adding
+//!   (`leader.replication.throttled.rate`).
 //! - [`client`]: the broker-to-broker Kafka connection both use.
 
 pub mod client;
 pub mod fetcher;
 pub mod isr;
+pub mod throttle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,6 +5,11 @@
 //! up to the high watermark); a graceful shutdown answers waiting fetches at once. Fetch sessions (KIP-227) are
 //! refused cleanly: the broker answers with session id 0, which tells the client to keep
 //! sending full fetch requests.
+//!
+//! A follower's fetch of partitions it is being added to by a reassignment takes from the
+//! replication throttle ([`crate::replication::throttle`]): when its bucket is empty those
+//! partitions return no records, the others answer as usual, and a fetch left with nothing
+//! waits for the bucket to refill or its deadline, whichever comes first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +22,13 @@ use tokio::time::Instant;
 
 use crate::broker::Broker;
 use crate::partition::Fetcher;
+use crate::replication::throttle;
 
 /// Longest long poll the broker honours, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+/// Shortest wait for the replication throttle's bucket to refill, so that rounding never
+/// makes a long poll spin.
+const MIN_THROTTLE_WAIT: Duration = Duration::from_millis(1);
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -38,14 +47,29 @@ pub async fn handle(
     } else {
         Fetcher::Consumer
     };
+    let throttle_limit = match fetcher {
+        Fetcher::Follower => {
+            throttle::limit_of(broker.defaults().leader_replication_throttled_rate)
+        }
+        Fetcher::Consumer => None,
+    };
+    let throttle = &broker.replication_throttle;
     let mut wakeups = broker.partitions.fetch_wakeups().subscribe(fetcher);
     let mut stopping = broker.stopping.subscribe();
     loop {
         wakeups.borrow_and_update();
-        let (responses, bytes, has_error) = read_all(broker, &request);
+        let now = Instant::now();
+        let allowance = throttle.allowance(throttle_limit, now.into_std());
+        let read = read_all(broker, &request, allowance);
         let stopping_now = *stopping.borrow_and_update();
-        if bytes >= min_bytes || has_error || Instant::now() >= deadline || stopping_now {
-            for topic in &responses {
+        if read.bytes >= min_bytes || read.has_error || now >= deadline || stopping_now {
+            if allowance.is_some() {
+                throttle.spend(read.throttled_bytes as u64, now.into_std());
+                broker
+                    .metrics
+                    .throttled_fetch(read.throttled_bytes, read.held_back);
+            }
+            for topic in &read.responses {
                 for partition in &topic.partitions {
                     if let Some(records) = &partition.records {
                         broker
@@ -54,23 +78,47 @@ pub async fn handle(
                     }
                 }
             }
-            return FetchResponse::default().with_responses(responses);
+            return FetchResponse::default().with_responses(read.responses);
         }
+        // A partition held back by the throttle is read again once the bucket has refilled,
+        // if that comes before the deadline (at rate 0 it never does).
+        let wake_at = match read
+            .held_back
+            .then(|| throttle.until_available(now.into_std()))
+        {
+            Some(Some(refill)) => deadline.min(now + refill.max(MIN_THROTTLE_WAIT)),
+            _ => deadline,
+        };
         // Woken, past the deadline, or the broker stopping (a graceful shutdown answers long
         // polls at once rather than waiting for them): the next pass answers with what it has.
         tokio::select! {
-            _ = tokio::time::timeout_at(deadline, wakeups.changed()) => {}
+            _ = tokio::time::timeout_at(wake_at, wakeups.changed()) => {}
             _ = stopping.changed() => {}
         }
     }
 }
 
-/// Reads every requested partition once: the responses, the record bytes found, and whether
-/// any partition answered with an error (which ends the long poll, as in Kafka).
-fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicResponse>, usize, bool) {
+/// One pass over the requested partitions.
+struct Read {
+    responses: Vec<FetchableTopicResponse>,
+    /// Record bytes found.
+    bytes: usize,
+    /// Some partition answered with an error (which ends the long poll, as in Kafka).
+    has_error: bool,
+    /// Record bytes of the partitions the replication throttle applies to.
+    throttled_bytes: usize,
+    /// A throttled partition got nothing because the throttle's allowance was used up.
+    held_back: bool,
+}
+
+/// Reads every requested partition once. `allowance` is what the replication throttle lets
+/// this pass send to partitions the fetching follower is being added to (None: no limit).
+fn read_all(broker: &Broker, request: &FetchRequest, allowance: Option<u64>) -> Read {
     let mut remaining = request.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut has_error = false;
+    let mut throttled_bytes = 0usize;
+    let mut held_back = false;
     let responses = request
         .topics
         .iter()
@@ -102,7 +150,18 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                     // larger than them is never stuck; after it, both limits hold.
                     let first_with_data = total == 0;
                     let limit = (wanted.partition_max_bytes.max(0) as usize).min(remaining);
-                    let limit = if first_with_data { limit.max(1) } else { limit };
+                    let mut limit = if first_with_data { limit.max(1) } else { limit };
+                    // A replica a reassignment is adding gets what is left of the allowance
+                    // (the first batch whole, as above, which the bucket pays back later);
+                    // with nothing left, no records this time.
+                    let throttled_left = allowance
+                        .filter(|_| partition.is_catching_up_for_reassignment(request.replica_id.0))
+                        .map(|allowance| (allowance as usize).saturating_sub(throttled_bytes));
+                    if let Some(left) = throttled_left {
+                        held_back |= left == 0;
+                        limit = limit.min(left);
+                    }
+                    let throttled = throttled_left.is_some();
                     let read = match (epoch_error, request.replica_id.0) {
                         (Some(error), _) => Err(error.into()),
                         // A follower replicating this partition (Kafka's replica fetch).
@@ -123,6 +182,9 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                             }
                             total += read.records.len();
                             remaining = remaining.saturating_sub(read.records.len());
+                            if throttled {
+                                throttled_bytes += read.records.len();
+                            }
                             response
                                 .with_high_watermark(read.high_watermark)
                                 .with_last_stable_offset(read.high_watermark)
@@ -146,7 +208,13 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                 .with_partitions(partitions)
         })
         .collect();
-    (responses, total, has_error)
+    Read {
+        responses,
+        bytes: total,
+        has_error,
+        throttled_bytes,
+        held_back,
+    }
 }
 
 /// Each whole batch in a run of batches: where it ends and how many records it holds (the

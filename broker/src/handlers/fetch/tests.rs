@@ -252,3 +252,137 @@ async fn a_waiting_fetch_answers_not_leader_as_soon_as_the_leadership_moves() {
         ResponseError::NotLeaderOrFollower.code()
     );
 }
+
+/// Gives `topic`-`partition` followers 2 and 3 as the cluster metadata would: `isr` in sync
+/// (this broker included), `adding` being added by a reassignment.
+fn assign(broker: &Broker, topic: &str, partition: i32, isr: Vec<i32>, adding: Vec<i32>) {
+    let partition = broker.partitions.get(topic, partition).unwrap();
+    let current = partition.replicas();
+    let me = broker.config.node_id;
+    partition.set_replicas(
+        ReplicaSet::new(
+            me,
+            current.leader_id,
+            current.leader_epoch,
+            current.partition_epoch,
+            vec![me, 2, 3],
+            isr,
+            crate::partition::now_ms(),
+        )
+        .with_adding_replicas(adding),
+    );
+}
+
+/// A fetch by follower `replica` of `topic`'s partitions from the given offsets.
+fn follower_fetch(
+    topic: &str,
+    replica: i32,
+    from: &[(i32, i64)],
+    max_wait_ms: i32,
+) -> FetchRequest {
+    fetch_request(topic, from, 1 << 20)
+        .with_replica_id(BrokerId(replica))
+        .with_max_wait_ms(max_wait_ms)
+}
+
+#[tokio::test]
+async fn an_empty_throttle_holds_back_only_the_replica_a_reassignment_is_adding() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        crate::broker::testing::open(dir.path(), &["--leader-replication-throttled-rate=0"]).await;
+    crate::handlers::testing::create_topic(&broker, "throttled", 2).await;
+    for partition in 0..2 {
+        let produced = produce(&broker, "throttled", partition, batch(&[b"data"], None)).await;
+        assert_eq!(produced.error_code, 0);
+    }
+    crate::handlers::testing::wait_for_quiet_metadata(&broker).await;
+    // Partition 0 is being moved onto broker 3; broker 3 is in sync on partition 1.
+    let me = broker.config.node_id;
+    assign(&broker, "throttled", 0, vec![me, 2], vec![3]);
+    assign(&broker, "throttled", 1, vec![me, 3], vec![]);
+
+    // Broker 3 gets its in-sync partition's data at once, and nothing of the other.
+    let both = fetch(
+        &broker,
+        &follower_fetch("throttled", 3, &[(0, 0), (1, 0)], 5_000),
+    )
+    .await;
+    let sizes = bytes_per_partition(&both);
+    assert_eq!(sizes[0], 0, "throttled");
+    assert!(sizes[1] > 0, "in sync, not throttled");
+    assert!(both.responses[0]
+        .partitions
+        .iter()
+        .all(|p| p.error_code == 0));
+
+    // Only the throttled partition: empty after the long poll, neither an error nor sooner.
+    let started = Instant::now();
+    let held = fetch(&broker, &follower_fetch("throttled", 3, &[(0, 0)], 300)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "{:?} {held:?}",
+        started.elapsed()
+    );
+    assert_eq!(bytes_per_partition(&held), vec![0]);
+    assert_eq!(held.responses[0].partitions[0].error_code, 0);
+
+    // The in-sync follower of partition 0 is not throttled, and once it has everything the
+    // high watermark moves and consumers read as always.
+    let in_sync = fetch(&broker, &follower_fetch("throttled", 2, &[(0, 0)], 0)).await;
+    assert!(bytes_per_partition(&in_sync)[0] > 0);
+    fetch(&broker, &follower_fetch("throttled", 2, &[(0, 1)], 0)).await;
+    let consumed = fetch(&broker, &fetch_request("throttled", &[(0, 0)], 1 << 20)).await;
+    assert!(bytes_per_partition(&consumed)[0] > 0);
+
+    let metrics = broker.metrics.render(0, false, &[]);
+    assert!(
+        metrics.contains("millrace_replication_throttled_fetches_total 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_replica_is_served_again_as_soon_as_the_bucket_refilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        crate::broker::testing::open(dir.path(), &["--leader-replication-throttled-rate=100000"])
+            .await;
+    crate::handlers::testing::create_topic(&broker, "refill", 1).await;
+    // Two batches, each larger than the bucket's 100 kB burst.
+    let value = vec![b'v'; 150_000];
+    for _ in 0..2 {
+        let produced = produce(&broker, "refill", 0, batch(&[&value], None)).await;
+        assert_eq!(produced.error_code, 0);
+    }
+    crate::handlers::testing::wait_for_quiet_metadata(&broker).await;
+    let me = broker.config.node_id;
+    assign(&broker, "refill", 0, vec![me, 2], vec![3]);
+
+    // The first batch comes whole from a full bucket, which then owes ~50 kB.
+    let first = fetch(&broker, &follower_fetch("refill", 3, &[(0, 0)], 0)).await;
+    let batch_bytes = bytes_per_partition(&first)[0];
+    assert!(
+        batch_bytes > 150_000 && batch_bytes < 151_000,
+        "{batch_bytes}"
+    );
+    let owed = fetch(&broker, &follower_fetch("refill", 3, &[(0, 1)], 0)).await;
+    assert_eq!(bytes_per_partition(&owed), vec![0]);
+
+    // A long poll answers once the debt and the smallest grant (5 kB) are refilled, ~0.55 s
+    // after the first batch, not at its 10 s deadline.
+    let started = Instant::now();
+    let second = fetch(&broker, &follower_fetch("refill", 3, &[(0, 1)], 10_000)).await;
+    let waited = started.elapsed();
+    assert_eq!(bytes_per_partition(&second), vec![batch_bytes]);
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "answered after {waited:?}"
+    );
+
+    let metrics = broker.metrics.render(0, false, &[]);
+    let sent = format!(
+        "millrace_replication_throttled_bytes_total {}",
+        2 * batch_bytes
+    );
+    assert!(metrics.contains(&sent), "{metrics}");
+}
