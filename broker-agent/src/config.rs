@@ -71,6 +71,11 @@ pub struct AgentConfig {
     #[arg(long, env = "MILLRACE_CONTROLLER_LISTEN")]
     pub controller_listen: Option<String>,
 
+    /// Where the quorum reaches the broker's controller listener, when that listens on a
+    /// wildcard address (an observer on Kubernetes); passed to brokers that support it.
+    #[arg(long, env = "MILLRACE_CONTROLLER_ADVERTISED")]
+    pub controller_advertised: Option<String>,
+
     /// Extra argument for the broker (repeatable), e.g. `--broker-arg=--auto-create-topics`.
     #[arg(long = "broker-arg", allow_hyphen_values = true)]
     pub broker_args: Vec<String>,
@@ -199,6 +204,7 @@ impl fmt::Debug for AgentConfig {
             .field("rack", &self.rack)
             .field("voters", &self.voters)
             .field("controller_listen", &self.controller_listen)
+            .field("controller_advertised", &self.controller_advertised)
             .field("broker_args", &self.broker_args)
             .field("agent_listen", &self.agent_listen)
             .field("control_plane_url", &self.control_plane_url)

@@ -42,8 +42,9 @@ pub struct Supervisor {
     status: watch::Sender<NodeStatus>,
     http: reqwest::Client,
     backoff: Backoff,
-    /// Whether each binary accepts the replication flags (`--voters`, `--controller-listen`).
-    quorum_flags: Option<(PathBuf, bool)>,
+    /// Each binary's `--help`, which says which flags it accepts (older versions refuse to
+    /// start with a flag they do not know).
+    help: Option<(PathBuf, String)>,
 }
 
 /// What ended one run of the broker.
@@ -66,7 +67,7 @@ impl Supervisor {
             status,
             http,
             backoff: Backoff::default(),
-            quorum_flags: None,
+            help: None,
         }
     }
 
@@ -259,14 +260,23 @@ impl Supervisor {
         let quorum: Vec<(&str, &String)> = [
             ("--voters", config.voters.as_ref()),
             ("--controller-listen", config.controller_listen.as_ref()),
+            (
+                "--controller-advertised",
+                config.controller_advertised.as_ref(),
+            ),
         ]
         .into_iter()
         .filter_map(|(flag, value)| value.map(|value| (flag, value)))
         .collect();
         if !quorum.is_empty() {
-            if self.broker_supports_quorum_flags() {
+            // Brokers gain `--voters` with replication; `--controller-advertised` came later.
+            if self.broker_accepts("--voters") {
                 for (flag, value) in quorum {
-                    args.extend([flag.to_string(), value.clone()]);
+                    if self.broker_accepts(flag) {
+                        args.extend([flag.to_string(), value.clone()]);
+                    } else {
+                        warn!(version = %self.binary.version, flag, "this broker version does not take the flag; not passed");
+                    }
                 }
             } else {
                 warn!(
@@ -279,21 +289,25 @@ impl Supervisor {
         Ok(args)
     }
 
-    /// Brokers gain `--voters` with replication; older binaries would refuse to start with it.
-    fn broker_supports_quorum_flags(&mut self) -> bool {
-        if let Some((path, supported)) = &self.quorum_flags {
-            if *path == self.binary.path {
-                return *supported;
-            }
+    /// Whether the broker binary takes `flag` (its `--help` lists it); older binaries would
+    /// refuse to start with a flag they do not know.
+    fn broker_accepts(&mut self, flag: &str) -> bool {
+        if self
+            .help
+            .as_ref()
+            .is_none_or(|(path, _)| *path != self.binary.path)
+        {
+            let help = std::process::Command::new(&self.binary.path)
+                .arg("--help")
+                .env_clear()
+                .output()
+                .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+                .unwrap_or_default();
+            self.help = Some((self.binary.path.clone(), help));
         }
-        let supported = std::process::Command::new(&self.binary.path)
-            .arg("--help")
-            .env_clear()
-            .output()
-            .map(|output| String::from_utf8_lossy(&output.stdout).contains("--voters"))
-            .unwrap_or(false);
-        self.quorum_flags = Some((self.binary.path.clone(), supported));
-        supported
+        self.help
+            .as_ref()
+            .is_some_and(|(_, help)| help.split_whitespace().any(|word| word == flag))
     }
 
     /// Asks the broker to move its leaderships away before it is stopped; brokers without

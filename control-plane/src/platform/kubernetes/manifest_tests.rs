@@ -244,6 +244,10 @@ fn the_agent_command_line_advertises_the_dns_name() {
     );
     assert_eq!(value("--rack"), "eu-west-1b");
     assert_eq!(value("--controller-listen"), "0.0.0.0:9093");
+    assert_eq!(
+        value("--controller-advertised"),
+        format!("{}:9093", names::broker_host(NAMESPACE, cluster, 2))
+    );
     assert!(value("--voters").starts_with(&format!(
         "1@{}:9093,",
         names::broker_host(NAMESPACE, cluster, 1)

@@ -317,6 +317,8 @@ impl BrokerPod<'_> {
                 voters.join(","),
                 "--controller-listen".into(),
                 any(CONTROLLER_PORT),
+                "--controller-advertised".into(),
+                self.endpoints.controller.clone(),
             ]);
         }
         if !spec.control_plane_url.is_empty() {
