@@ -563,6 +563,21 @@ async fn update_endpoints_check_then_start_an_operation(backend: Backend) {
         Some("targetNumberOfBrokerNodes"),
     )
     .await;
+    let slow = app
+        .put(&count_path)
+        .json(
+            &json!({"currentVersion": version, "targetNumberOfBrokerNodes": 6,
+                      "replicationThrottleBytesPerSecond": 1000}),
+        )
+        .send()
+        .await
+        .unwrap();
+    problem(
+        slow,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("replicationThrottleBytesPerSecond"),
+    )
+    .await;
     let unknown = app
         .put(&count_path)
         .json(&json!({"currentVersion": version, "targetNumberOfBrokerNodes": 6, "force": true}))
@@ -611,19 +626,12 @@ async fn update_endpoints_check_then_start_an_operation(backend: Backend) {
         .await
         .unwrap();
 
-    let not_yet: Vec<(reqwest::RequestBuilder, &str)> = vec![
-        (
-            app.put(&count_path)
-                .header("If-Match", version.clone())
-                .json(&json!({"currentVersion": version, "targetNumberOfBrokerNodes": 6})),
-            "UPDATE_BROKER_COUNT",
-        ),
-        (
-            app.put(&format!("/v1/clusters/{id}/nodes/type"))
-                .json(&json!({"currentVersion": version, "targetInstanceType": "kafka.m5.xlarge"})),
-            "UPDATE_BROKER_TYPE",
-        ),
-    ];
+    let not_yet: Vec<(reqwest::RequestBuilder, &str)> = vec![(
+        app.put(&format!("/v1/clusters/{id}/nodes/type"))
+            .header("If-Match", version.clone())
+            .json(&json!({"currentVersion": version, "targetInstanceType": "kafka.m5.xlarge"})),
+        "UPDATE_BROKER_TYPE",
+    )];
     for (request, operation) in not_yet {
         let body = problem(
             request.send().await.unwrap(),

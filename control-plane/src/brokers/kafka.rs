@@ -192,7 +192,7 @@ pub async fn alter_broker_configs(
     }
 }
 
-async fn call<Req, Resp>(
+pub(super) async fn call<Req, Resp>(
     address: &str,
     key: ApiKey,
     version: i16,

@@ -12,6 +12,7 @@
 //!   is an answer, not an error).
 
 mod kafka;
+mod reassign;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -19,6 +20,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use kafka::{AlterOutcome, ClusterView, PartitionView};
+pub use reassign::{Reassigning, Refused};
+
+/// Kafka's dynamic broker setting for the rate at which a leader serves the replicas a
+/// reassignment adds (bytes per second).
+pub const REPLICATION_THROTTLE: &str = "leader.replication.throttled.rate";
 
 /// How long a broker gets to answer one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -198,6 +204,62 @@ impl Brokers {
             REQUEST_TIMEOUT,
         )
         .await
+    }
+}
+
+impl Brokers {
+    /// The Kafka listener of the active controller's broker (asked of any of `bootstrap`).
+    async fn controller(&self, bootstrap: &[String]) -> Result<String, BrokerError> {
+        let view = self.cluster_view(bootstrap).await?;
+        view.controller_id
+            .and_then(|id| view.broker_addresses.get(&id).cloned())
+            .ok_or_else(|| BrokerError::Unreachable {
+                address: bootstrap.join(","),
+                message: "the brokers name no active controller".into(),
+            })
+    }
+
+    /// Every partition reassignment in progress, as the active controller sees it.
+    pub async fn reassignments(
+        &self,
+        bootstrap: &[String],
+    ) -> Result<Vec<Reassigning>, BrokerError> {
+        let controller = self.controller(bootstrap).await?;
+        reassign::list(&controller, REQUEST_TIMEOUT).await
+    }
+
+    /// Starts moving each `(topic, partition, replicas)`; answers the partitions refused.
+    pub async fn reassign(
+        &self,
+        bootstrap: &[String],
+        moves: &[(String, i32, Vec<i32>)],
+    ) -> Result<Vec<Refused>, BrokerError> {
+        let controller = self.controller(bootstrap).await?;
+        reassign::alter(&controller, moves, REQUEST_TIMEOUT).await
+    }
+
+    /// Sets (Some) or removes (None) broker `broker_id`'s replication throttle, leaving its
+    /// other dynamic settings as they are.
+    pub async fn set_replication_throttle(
+        &self,
+        address: &str,
+        broker_id: i32,
+        bytes_per_second: Option<u64>,
+    ) -> Result<AlterOutcome, BrokerError> {
+        let (set, delete) = match bytes_per_second {
+            Some(rate) => (
+                std::collections::BTreeMap::from([(
+                    REPLICATION_THROTTLE.to_owned(),
+                    rate.to_string(),
+                )]),
+                Vec::new(),
+            ),
+            None => (
+                std::collections::BTreeMap::new(),
+                vec![REPLICATION_THROTTLE.to_owned()],
+            ),
+        };
+        kafka::alter_broker_configs(address, broker_id, &set, &delete, false, REQUEST_TIMEOUT).await
     }
 }
 

@@ -157,6 +157,12 @@ impl From<Zones> for Vec<String> {
 
 pub const MAX_BROKERS: u32 = 30;
 
+/// The brokers numbered 1 to this (or all of them, in a smaller cluster) are the voters of a
+/// cluster's metadata quorum, from its creation on: three tolerate one lost voter, as Kafka's
+/// usual three controllers do. Every other broker follows the quorum as an observer, so that
+/// adding or removing it never changes the quorum's majority.
+pub const QUORUM_VOTERS: i32 = 3;
+
 /// Number of broker nodes: 1 to 30 and a multiple of the number of zones, so every zone holds
 /// the same number of brokers (MSK's rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

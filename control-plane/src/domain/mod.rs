@@ -16,8 +16,12 @@ mod version;
 
 pub use broker::{
     BrokerCount, BrokerType, InstanceType, Zones, BROKER_TYPES, DEFAULT_ZONES, MAX_BROKERS,
+    QUORUM_VOTERS,
 };
-pub use change::{volume_size, ChangeParameters, ClusterChange, SettingsChange, UpgradeStrategy};
+pub use change::{
+    volume_size, ChangeParameters, ClusterChange, ReplicationThrottle, SettingsChange,
+    UpgradeStrategy,
+};
 pub use cluster::{
     cluster_arn, parse_storage_class, BrokerNodeGroup, ClusterName, ClusterSpec, ConfigurationRef,
 };
@@ -25,7 +29,10 @@ pub use configuration::{configuration_arn, properties_pairs, ConfigurationName, 
 pub use draft::{AutoExpansionDraft, ClusterDraft, EbsDraft};
 pub use error::{At, DomainError};
 pub use node::{AgentState, Heartbeat, NodeVolume};
-pub use state::{ClusterState, OperationState, OperationStep, OperationType, StepKind, StepStatus};
+pub use state::{
+    ClusterState, OperationState, OperationStep, OperationType, ProgressUnit, StepKind,
+    StepProgress, StepStatus,
+};
 pub use storage::{
     ProvisionedThroughput, StorageAutoExpansion, StorageInfo, VolumeSize, MAX_THROUGHPUT_MIB_S,
     MAX_VOLUME_GIB, MIN_THROUGHPUT_MIB_S, MIN_VOLUME_GIB,

@@ -150,6 +150,13 @@ pub enum StepKind {
     GrowVolume,
     /// The change is done: the cluster is ACTIVE again.
     FinishChange,
+    /// Before brokers are removed: every topic still fits on the brokers that remain.
+    CheckRemoval,
+    /// Partitions reassigned so that replicas and leaders are balanced over the brokers that
+    /// remain (moved off the leaving ones), throttled; done once every move is complete.
+    MovePartitions,
+    /// A leaving broker's node, volume and record removed.
+    RemoveNode,
 }
 
 impl StepKind {
@@ -165,6 +172,9 @@ impl StepKind {
                 | StepKind::ElectPreferredLeaders
                 | StepKind::ApplySettings
                 | StepKind::GrowVolume
+                | StepKind::CheckRemoval
+                | StepKind::MovePartitions
+                | StepKind::RemoveNode
         )
     }
 }
@@ -183,6 +193,29 @@ pub struct OperationStep {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub message: Option<String>,
+    /// How far a long step is (partitions moved of those to move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<StepProgress>,
+}
+
+/// How much of a long step is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepProgress {
+    pub done: u32,
+    pub total: u32,
+    /// What is counted ("partitions").
+    #[serde(default)]
+    pub unit: ProgressUnit,
+    /// When `done` last grew: a step that stops making progress fails after the step timeout.
+    pub advanced_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ProgressUnit {
+    #[default]
+    Partitions,
 }
 
 impl OperationStep {
@@ -195,6 +228,7 @@ impl OperationStep {
             started_at: None,
             ended_at: None,
             message: None,
+            progress: None,
         }
     }
 

@@ -23,7 +23,7 @@ use super::extract::{ApiJson, IfMatch};
 use super::AppState;
 use crate::domain::{
     At, BrokerCount, ClusterChange, ConfigurationRef, DomainError, InstanceType, OperationType,
-    UpgradeStrategy,
+    ReplicationThrottle, UpgradeStrategy,
 };
 use crate::store::ClusterRecord;
 
@@ -43,8 +43,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateBrokerCountRequest {
     pub current_version: String,
-    /// 1 to 30, a multiple of the number of zones.
+    /// 1 to 30, a multiple of the number of zones. More brokers: the new ones (numbered after
+    /// the last) join and partitions are moved onto them. Fewer: the highest-numbered brokers
+    /// leave once every partition has moved off them (down to the brokers the cluster was
+    /// created with, the voters of its metadata quorum).
     pub target_number_of_broker_nodes: i64,
+    /// How fast each leading broker copies moved partitions to their new replicas, in bytes per
+    /// second (1 MiB/s to 10 GiB/s; default 50 MiB/s), so that clients keep their latency while
+    /// data moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_throttle_bytes_per_second: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -147,7 +155,8 @@ fn configuration_ref(info: &ConfigurationInfo) -> ConfigurationRef {
     }
 }
 
-/// Change the number of brokers.
+/// Change the number of brokers: add brokers and move partitions onto them, or move
+/// partitions off the highest-numbered brokers and remove them.
 #[utoipa::path(
     put,
     path = "/v1/clusters/{clusterId}/nodes/count",
@@ -178,7 +187,16 @@ async fn update_broker_count(
         &cluster.spec.broker_node_group.zones,
     )
     .at("targetNumberOfBrokerNodes")?;
-    start_change(&state, &cluster, ClusterChange::BrokerCount(target)).await
+    let throttle = match request.replication_throttle_bytes_per_second {
+        Some(rate) => ReplicationThrottle::parse(rate).at("replicationThrottleBytesPerSecond")?,
+        None => ReplicationThrottle::DEFAULT,
+    };
+    start_change(
+        &state,
+        &cluster,
+        ClusterChange::BrokerCount { target, throttle },
+    )
+    .await
 }
 
 /// Grow the brokers' volumes.
@@ -284,7 +302,6 @@ async fn update_storage_auto_expansion(
         (status = 409, description = "Not ACTIVE, another operation running, or stale currentVersion", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "Valid; carried out by a later release", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn update_broker_type(

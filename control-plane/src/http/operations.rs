@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::clusters::{load_cluster, spec_info, ClusterSpecInfo};
 use super::error::{ApiError, ApiResult, Problem};
 use super::AppState;
-use crate::domain::{AgentState, OperationState, OperationStep, OperationType, StepStatus};
+use crate::domain::{
+    AgentState, OperationState, OperationStep, OperationType, StepProgress, StepStatus,
+};
 use crate::store::{NodeRecord, OperationRecord, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -81,6 +83,9 @@ pub struct OperationStepInfo {
     pub end_time: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How far a long step is (e.g. partitions moved of those to move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<StepProgress>,
 }
 
 /// A cluster operation: one change, its steps, and the spec before and after.
@@ -169,6 +174,7 @@ fn step_info(step: OperationStep) -> OperationStepInfo {
         start_time: step.started_at,
         end_time: step.ended_at,
         message: step.message,
+        progress: step.progress,
     }
 }
 

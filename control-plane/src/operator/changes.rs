@@ -28,7 +28,10 @@ pub(super) fn spec_changes(
     if desired.number_of_broker_nodes != current.number_of_broker_nodes {
         changes.push((
             "spec.numberOfBrokerNodes",
-            ClusterChange::BrokerCount(desired.number_of_broker_nodes),
+            ClusterChange::BrokerCount {
+                target: desired.number_of_broker_nodes,
+                throttle: crate::domain::ReplicationThrottle::DEFAULT,
+            },
         ));
     }
     // The spec's volume size is a lower bound: volumes never shrink, and auto-expansion may

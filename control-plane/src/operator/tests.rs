@@ -52,6 +52,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         run: |store| Box::pin(a_version_change_starts_an_upgrade(store)),
     },
     Scenario {
+        name: "a count change starts a scale-out",
+        run: |store| Box::pin(a_count_change_starts_a_scale_out(store)),
+    },
+    Scenario {
         name: "a change waits while the cluster is not ACTIVE",
         run: |store| Box::pin(a_change_waits_while_the_cluster_is_not_active(store)),
     },
@@ -344,9 +348,10 @@ async fn spec_changes_go_through_the_update_path(store: Store) -> Vec<RecordedRe
     assert_eq!(condition(&status, "Degraded")["status"], "False");
     let retagged = with_status(&retagged, &status);
 
-    // More brokers: valid, and refused as the REST API refuses it (not carried out yet).
+    // Another broker type: valid, and refused as the REST API refuses it (not carried out
+    // yet).
     let mut scaled = bumped(&retagged);
-    scaled.spec.number_of_broker_nodes = 6;
+    scaled.spec.broker_node_group_info.instance_type = "kafka.m5.xlarge".into();
     let refused = reconcile_expecting(&ctx, &mut server, &scaled, 1, true).await;
     assert!(refused.result.is_ok());
     assert_eq!(refused.events[0].0, "Warning");
@@ -357,7 +362,8 @@ async fn spec_changes_go_through_the_update_path(store: Store) -> Vec<RecordedRe
     assert_eq!(degraded["reason"], "UpdateNotSupported");
     let message = degraded["message"].as_str().unwrap();
     assert!(
-        message.contains("spec.numberOfBrokerNodes") && message.contains("UPDATE_BROKER_COUNT"),
+        message.contains("spec.brokerNodeGroupInfo.instanceType")
+            && message.contains("UPDATE_BROKER_TYPE"),
         "{message}"
     );
     assert_eq!(condition(&status, "Ready")["status"], "True");
@@ -368,7 +374,7 @@ async fn spec_changes_go_through_the_update_path(store: Store) -> Vec<RecordedRe
     // A smaller volume: the spec's size is a lower bound (volumes never shrink, and
     // auto-expansion may have grown them past it), so it asks for nothing.
     let mut shrunk = bumped(&with_status(&scaled, &status));
-    shrunk.spec.number_of_broker_nodes = 3;
+    shrunk.spec.broker_node_group_info.instance_type = "kafka.m5.large".into();
     shrunk
         .spec
         .broker_node_group_info
@@ -460,6 +466,32 @@ async fn a_version_change_starts_an_upgrade(store: Store) -> Vec<RecordedRequest
             .to_string()
             .contains("RestartAllBrokers"),
         "{status}"
+    );
+    server.recorded
+}
+
+async fn a_count_change_starts_a_scale_out(store: Store) -> Vec<RecordedRequest> {
+    let (client, mut server) = ApiServer::new();
+    let ctx = context(client, &store);
+    let ledger = active_cluster(&store, &ctx, &mut server, "growing", "uid-growing").await;
+    let before = cluster_of(&store, "uid-growing").await.unwrap();
+
+    let mut scaled = bumped(&ledger);
+    scaled.spec.number_of_broker_nodes = 6;
+    let started = reconcile_expecting(&ctx, &mut server, &scaled, 1, true).await;
+    assert!(started.result.is_ok(), "{:?}", started.result);
+    assert_eq!(started.events[0].1, "Updating");
+    let status = started.status.unwrap();
+    assert_eq!(status["state"], "UPDATING");
+    assert_eq!(status["currentOperation"]["type"], "UPDATE_BROKER_COUNT");
+    let stored = cluster_of(&store, "uid-growing").await.unwrap();
+    assert_eq!(stored.spec.number_of_broker_nodes.get(), 6);
+    let operation = &store.unfinished_operations(stored.id).await.unwrap()[0];
+    assert_eq!(operation.operation_type, OperationType::UpdateBrokerCount);
+    assert_eq!(operation.source_spec.as_ref(), Some(&before.spec));
+    assert_eq!(
+        operation.parameters.replication_throttle,
+        Some(crate::domain::ReplicationThrottle::DEFAULT)
     );
     server.recorded
 }

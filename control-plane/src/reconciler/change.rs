@@ -10,7 +10,9 @@ use super::execute::{node_of, node_volume, volume_spec, Outcome, Pass};
 use super::plan::{node_state, Step};
 use super::{ReconcileError, Reconciler};
 use crate::brokers::{AlterOutcome, CanStop};
-use crate::domain::{ClusterState, OperationState, StepKind, StepStatus};
+use crate::domain::{
+    ClusterState, OperationState, OperationStep, OperationType, StepKind, StepStatus,
+};
 use crate::platform::broker_flags::{self, DYNAMIC_BROKER_SETTINGS};
 use crate::platform::{NodePhase, ObservedNode, PlatformError};
 use crate::store::NodeRecord;
@@ -236,13 +238,25 @@ impl Reconciler {
                 self.complete(pass, step, None).await?;
                 self.finish_operation(pass, OperationState::UpdateComplete, None)
                     .await?;
+                // Brokers came or went: clients bootstrap from the ones there are now.
+                let bootstrap = pass
+                    .operation
+                    .as_ref()
+                    .filter(|op| op.operation_type == OperationType::UpdateBrokerCount)
+                    .map(|_| {
+                        nodes
+                            .iter()
+                            .filter_map(|n| n.endpoint.clone())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    });
                 let moved = self
                     .store
                     .transition_cluster_state(
                         pass.cluster.id,
                         pass.cluster.state,
                         ClusterState::Active,
-                        None,
+                        bootstrap.as_deref(),
                     )
                     .await?;
                 if moved {
@@ -258,7 +272,11 @@ impl Reconciler {
     /// Ok with what was checked, Err with why not (yet). A serving broker answers for itself
     /// (`/admin/can-stop`); one that does not serve may be stopped only when the controller
     /// lists it in no ISR.
-    async fn may_stop(&self, observed: &[ObservedNode], broker_id: i32) -> Result<String, String> {
+    pub(super) async fn may_stop(
+        &self,
+        observed: &[ObservedNode],
+        broker_id: i32,
+    ) -> Result<String, String> {
         if let Some(node) = running(observed, broker_id) {
             return match self.brokers.can_stop(&node.endpoints.broker_admin).await {
                 Ok(CanStop::Yes { unavoidable }) if unavoidable.is_empty() => {
@@ -414,7 +432,7 @@ impl Reconciler {
         Ok(())
     }
 
-    async fn done(
+    pub(super) async fn done(
         &self,
         pass: &mut Pass,
         step: &Step,
@@ -427,22 +445,13 @@ impl Reconciler {
 
     /// Records why the step waits and ends the pass; fails the operation once the step has
     /// waited longer than the roll step timeout.
-    async fn wait_or_fail(
+    pub(super) async fn wait_or_fail(
         &self,
         pass: &mut Pass,
         step: &Step,
         why: &str,
     ) -> Result<Outcome, ReconcileError> {
-        let (kind, broker_id) = step.kind();
-        let waited = pass
-            .operation
-            .as_ref()
-            .and_then(|op| {
-                op.steps
-                    .iter()
-                    .rev()
-                    .find(|s| s.is(kind, broker_id) && s.status == StepStatus::InProgress)
-            })
+        let waited = in_progress(pass, step)
             .and_then(|s| s.started_at)
             .map(|started| (Utc::now() - started).to_std().unwrap_or_default())
             .unwrap_or_default();
@@ -476,14 +485,14 @@ fn restart_id(pass: &Pass, broker_id: i32) -> String {
     format!("{}/broker-{broker_id}", operation.unwrap_or_default())
 }
 
-fn running(observed: &[ObservedNode], broker_id: i32) -> Option<&ObservedNode> {
+pub(super) fn running(observed: &[ObservedNode], broker_id: i32) -> Option<&ObservedNode> {
     observed
         .iter()
         .find(|o| o.broker_id == broker_id && o.phase == NodePhase::Running)
 }
 
 /// Kafka listeners of the serving brokers.
-fn serving(observed: &[ObservedNode]) -> Vec<String> {
+pub(super) fn serving(observed: &[ObservedNode]) -> Vec<String> {
     observed
         .iter()
         .filter(|o| o.phase == NodePhase::Running)
@@ -492,10 +501,21 @@ fn serving(observed: &[ObservedNode]) -> Vec<String> {
 }
 
 /// The first five of `names`, for a step's message.
-fn first_few(names: &[String]) -> String {
+pub(super) fn first_few(names: &[String]) -> String {
     let mut text = names.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
     if names.len() > 5 {
         text.push_str(&format!("; and {} more", names.len() - 5));
     }
     text
+}
+
+/// The operation's record of `step`, while it is in progress.
+pub(super) fn in_progress<'a>(pass: &'a Pass, step: &Step) -> Option<&'a OperationStep> {
+    let (kind, broker_id) = step.kind();
+    pass.operation.as_ref().and_then(|op| {
+        op.steps
+            .iter()
+            .rev()
+            .find(|s| s.is(kind, broker_id) && s.status == StepStatus::InProgress)
+    })
 }

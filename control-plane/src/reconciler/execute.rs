@@ -124,6 +124,9 @@ impl Reconciler {
             | Step::ApplySettings(_)
             | Step::GrowVolume(_)
             | Step::FinishChange => self.perform_change(pass, step, nodes, observed).await,
+            Step::CheckRemoval | Step::MovePartitions | Step::RemoveNode(_) => {
+                self.perform_scale(pass, step, nodes, observed).await
+            }
             Step::AllocateNodes => {
                 self.begin(pass, step).await?;
                 let ids = broker_ids(&pass.cluster);
@@ -142,6 +145,10 @@ impl Reconciler {
                         node_state::PROVISIONING,
                     );
                     node.endpoint = Some(endpoints.kafka.clone());
+                    // The first brokers a cluster is created with form its metadata quorum;
+                    // the others, and brokers added later, follow it as observers.
+                    node.voter = pass.cluster.state == ClusterState::Creating
+                        && *id <= crate::domain::QUORUM_VOTERS;
                     self.store.upsert_node(&node).await?;
                 }
                 self.complete(pass, step, None).await?;
@@ -328,11 +335,17 @@ impl Reconciler {
         nodes: &[NodeRecord],
         broker_id: i32,
     ) -> Result<(NodeSpec, NodeEndpoints), ReconcileError> {
-        let ids = broker_ids(cluster);
+        // The desired brokers and the recorded ones: a leaving broker (a scale-in) still runs
+        // until it is removed.
+        let mut ids = broker_ids(cluster);
+        ids.extend(nodes.iter().map(|n| n.broker_id));
+        ids.sort_unstable();
+        ids.dedup();
         let endpoints = self.platform.allocate_endpoints(cluster.id, &ids).await?;
         let voters: Vec<VoterAddress> = ids
             .iter()
             .zip(&endpoints)
+            .filter(|(id, _)| nodes.iter().any(|n| n.broker_id == **id && n.voter))
             .map(|(id, e)| VoterAddress {
                 broker_id: *id,
                 controller: e.controller.clone(),
@@ -426,6 +439,21 @@ impl Reconciler {
             }
             _ => None,
         };
+        // A scale-in that no broker has left yet did not happen: the cluster keeps the brokers
+        // it has, and says so.
+        if let Some(op) = &pass.operation {
+            let shrink_undone = op.operation_type == OperationType::UpdateBrokerCount
+                && op.source_spec.as_ref().is_some_and(|source| {
+                    source.number_of_broker_nodes > pass.cluster.spec.number_of_broker_nodes
+                })
+                && !op.steps.iter().any(|s| {
+                    s.kind == Some(crate::domain::StepKind::RemoveNode)
+                        && s.status == StepStatus::Complete
+                });
+            if let (true, Some(source)) = (shrink_undone, &op.source_spec) {
+                self.store.restore_spec(pass.cluster.id, source).await?;
+            }
+        }
         if let Some(next) = next {
             self.store
                 .transition_cluster_state(pass.cluster.id, pass.cluster.state, next, None)

@@ -11,6 +11,7 @@
 mod change;
 mod execute;
 pub mod plan;
+mod scale;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@ use crate::domain::{
     VolumeSize,
 };
 use crate::platform::broker_flags;
-use crate::store::{ClusterRecord, Conflict, OperationRecord, StoreError};
+use crate::store::{ClusterRecord, Conflict, NodeRecord, OperationRecord, StoreError};
 
 impl ClustersService {
     /// Starts `change` on `cluster` (as read by the door, whose `currentVersion` the client
@@ -90,15 +90,11 @@ impl ClustersService {
         change: &ClusterChange,
     ) -> Result<(), ServiceError> {
         match change {
-            ClusterChange::BrokerCount(target) => {
-                if *target == cluster.spec.number_of_broker_nodes {
-                    return Err(DomainError::new(
-                        "targetNumberOfBrokerNodes",
-                        format!("the cluster already has {} brokers", target.get()),
-                    )
-                    .into());
-                }
-                Err(ServiceError::NotSupported(not_yet(change)))
+            ClusterChange::BrokerCount { target, .. } => {
+                // Against the nodes as they are: a scale that failed half-way is finished by
+                // asking for the same count again.
+                let nodes = self.store.list_nodes(cluster.id).await?;
+                check_count(&nodes, target.get())
             }
             ClusterChange::BrokerType(target) => {
                 if *target == cluster.spec.broker_node_group.instance_type {
@@ -194,6 +190,50 @@ impl ClustersService {
             }
         }
     }
+}
+
+/// A cluster grows by brokers numbered after its last one, and shrinks by its highest-numbered
+/// brokers, down to the voters of its metadata quorum (brokers 1 to 3, see
+/// [`crate::domain::QUORUM_VOTERS`]): removing a voter needs a quorum membership change, which
+/// this release does not make.
+fn check_count(nodes: &[NodeRecord], target: u32) -> Result<(), ServiceError> {
+    let field = "targetNumberOfBrokerNodes";
+    let now = nodes.len() as u32;
+    if target == now {
+        return Err(
+            DomainError::new(field, format!("the cluster already has {now} brokers")).into(),
+        );
+    }
+    if nodes
+        .iter()
+        .enumerate()
+        .any(|(index, node)| node.broker_id != index as i32 + 1)
+    {
+        return Err(Conflict::InUse(
+            "the cluster's brokers are not numbered 1 to N (a node is missing): wait until it is \
+             healed"
+                .into(),
+        )
+        .into());
+    }
+    let voters = nodes.iter().filter(|n| n.voter).count() as u32;
+    if target < voters {
+        let leaving: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.voter && n.broker_id > target as i32)
+            .map(|n| n.broker_id.to_string())
+            .collect();
+        return Err(DomainError::new(
+            field,
+            format!(
+                "brokers {} are voters of the cluster's metadata quorum, which this release \
+                 cannot remove: the cluster can shrink to {voters} brokers",
+                leaving.join(", ")
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Persistent volumes grow online; they never shrink, and instance storage has no volume.
@@ -300,5 +340,52 @@ mod tests {
         );
         assert!(check_growth(&ebs(20), &ebs(20)).is_err());
         assert!(check_growth(&StorageInfo::InstanceStore, &ebs(20)).is_err());
+    }
+
+    /// Brokers 1 to `count`, the first `voters` of them voters of the quorum.
+    fn brokers(count: i32, voters: i32) -> Vec<NodeRecord> {
+        (1..=count)
+            .map(|id| {
+                let mut node = NodeRecord::new(
+                    uuid::Uuid::nil(),
+                    id,
+                    "zone-a",
+                    "millrace-0.1.0",
+                    crate::domain::NodeVolume {
+                        persistent: true,
+                        size_gib: Some(100),
+                        location: None,
+                    },
+                    "RUNNING",
+                );
+                node.voter = id <= voters;
+                node
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cluster_grows_and_shrinks_down_to_its_voters() {
+        assert!(check_count(&brokers(3, 3), 6).is_ok());
+        assert!(check_count(&brokers(6, 3), 3).is_ok());
+        let same = check_count(&brokers(3, 3), 3).unwrap_err();
+        assert!(
+            matches!(&same, ServiceError::Invalid(e) if e.field == "targetNumberOfBrokerNodes"),
+            "{same:?}"
+        );
+        let below = check_count(&brokers(6, 3), 2).unwrap_err();
+        match &below {
+            ServiceError::Invalid(e) => {
+                assert_eq!(e.field, "targetNumberOfBrokerNodes");
+                assert!(e.message.contains("brokers 3 are voters"), "{}", e.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut gap = brokers(6, 3);
+        gap.remove(4);
+        assert!(matches!(
+            check_count(&gap, 3),
+            Err(ServiceError::Conflict(_))
+        ));
     }
 }

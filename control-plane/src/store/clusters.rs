@@ -478,6 +478,24 @@ impl Store {
         Ok((cluster, operation))
     }
 
+    /// Puts back the desired spec a failed change started from (a scale-in refused before any
+    /// broker left). Bumps `currentVersion`.
+    pub async fn restore_spec(&self, id: Uuid, spec: &ClusterSpec) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE clusters SET spec = $1, current_version = current_version + 1, \
+             updated_at = $2 WHERE id = $3",
+        )
+        .bind(to_json(spec))
+        .bind(time_text(now()))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Replaces a cluster's tags. Tags are metadata: `currentVersion` does not change.
     pub async fn set_cluster_tags(&self, id: Uuid, tags: &Tags) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE clusters SET tags = $1, updated_at = $2 WHERE id = $3")

@@ -13,10 +13,14 @@ use crate::domain::{Heartbeat, NodeVolume};
 
 macro_rules! node_columns {
     () => {
-        "cluster_id, broker_id, endpoint, zone, version, volume, state, last_heartbeat, \
-         last_heartbeat_at, created_at, updated_at"
+        "cluster_id, broker_id, endpoint, zone, version, volume, state, quorum_role, \
+         last_heartbeat, last_heartbeat_at, created_at, updated_at"
     };
 }
+
+/// `nodes.quorum_role`.
+const VOTER: &str = "voter";
+const OBSERVER: &str = "observer";
 
 /// A broker node as the reconciler recorded it, with its agent's last heartbeat.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +34,9 @@ pub struct NodeRecord {
     pub volume: NodeVolume,
     /// The reconciler's own word for the node (e.g. PROVISIONING, RUNNING, REPLACING).
     pub state: String,
+    /// A voter of the metadata quorum (a node created with its cluster), or an observer (a
+    /// node added by a scale-out).
+    pub voter: bool,
     pub last_heartbeat: Option<Heartbeat>,
     pub last_heartbeat_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -55,6 +62,7 @@ impl NodeRecord {
             version: version.into(),
             volume,
             state: state.into(),
+            voter: true,
             last_heartbeat: None,
             last_heartbeat_at: None,
             created_at: stamp,
@@ -72,6 +80,11 @@ impl NodeRecord {
             version: get_text(row, "version")?,
             volume: get_json(row, "volume")?,
             state: get_text(row, "state")?,
+            voter: match get_text(row, "quorum_role")?.as_str() {
+                VOTER => true,
+                OBSERVER => false,
+                other => return Err(StoreError::corrupt(format!("quorum role {other:?}"))),
+            },
             last_heartbeat: get_opt_json(row, "last_heartbeat")?,
             last_heartbeat_at: get_opt_time(row, "last_heartbeat_at")?,
             created_at: get_time(row, "created_at")?,
@@ -86,11 +99,12 @@ impl Store {
         let stamp = time_text(now());
         sqlx::query(
             "INSERT INTO nodes (cluster_id, broker_id, endpoint, zone, version, volume, state, \
-             last_heartbeat, last_heartbeat_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $8) \
+             quorum_role, last_heartbeat, last_heartbeat_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $9) \
              ON CONFLICT (cluster_id, broker_id) DO UPDATE SET endpoint = excluded.endpoint, \
              zone = excluded.zone, version = excluded.version, volume = excluded.volume, \
-             state = excluded.state, updated_at = excluded.updated_at",
+             state = excluded.state, quorum_role = excluded.quorum_role, \
+             updated_at = excluded.updated_at",
         )
         .bind(node.cluster_id.to_string())
         .bind(i64::from(node.broker_id))
@@ -99,6 +113,7 @@ impl Store {
         .bind(node.version.clone())
         .bind(to_json(&node.volume))
         .bind(node.state.clone())
+        .bind(if node.voter { VOTER } else { OBSERVER })
         .bind(stamp)
         .execute(&self.pool)
         .await?;

@@ -46,6 +46,7 @@ pub(super) fn plan_change(
 ) -> Step {
     match op.operation_type {
         OperationType::UpdateBrokerStorage => plan_storage(desired, op, nodes),
+        OperationType::UpdateBrokerCount => plan_count(desired, op, observed, nodes),
         OperationType::UpdateClusterKafkaVersion
         | OperationType::UpdateClusterConfiguration
         | OperationType::RebootNode => match op.parameters.upgrade_strategy {
@@ -206,4 +207,77 @@ fn plan_storage(desired: &ClusterRecord, op: &OperationRecord, nodes: &[NodeReco
                 && !completed(op, StepKind::GrowVolume, Some(n.broker_id))
         })
         .map_or(Step::FinishChange, |n| Step::GrowVolume(n.broker_id))
+}
+
+/// More brokers: the new ones are created (as observers of the metadata quorum) and waited for,
+/// then partitions move onto them and the preferred leaders are elected. Fewer: every topic must
+/// fit on the brokers that remain; partitions move off the leaving brokers (the highest
+/// numbered), then each leaving broker is checked, drained and removed, one at a time.
+fn plan_count(
+    desired: &ClusterRecord,
+    op: &OperationRecord,
+    observed: &[ObservedNode],
+    nodes: &[NodeRecord],
+) -> Step {
+    let target = desired.spec.number_of_broker_nodes.get() as i32;
+    let leaving: Vec<i32> = nodes
+        .iter()
+        .map(|n| n.broker_id)
+        .filter(|id| *id > target)
+        .collect();
+    let shrinking = !leaving.is_empty() || completed(op, StepKind::CheckRemoval, None);
+    if shrinking && !completed(op, StepKind::CheckRemoval, None) {
+        return Step::CheckRemoval;
+    }
+    // A staying node that failed is replaced (a new one started) first; a leaving one is not:
+    // its partitions are copied from the other replicas, and it is removed anyway.
+    for id in super::broker_ids(desired) {
+        let Some(node) = nodes.iter().find(|n| n.broker_id == id) else {
+            return Step::AllocateNodes;
+        };
+        if node.volume.location.is_none() {
+            return Step::EnsureVolume(id);
+        }
+        match observed
+            .iter()
+            .find(|o| o.broker_id == id)
+            .map(|o| &o.phase)
+        {
+            None => return Step::CreateNode(id),
+            Some(NodePhase::Failed(_)) => return Step::ReplaceNode(id),
+            Some(_) => {}
+        }
+    }
+    if !shrinking {
+        // The brokers added (by this change, or by an earlier one that failed half-way) serve
+        // and are registered before anything moves onto them.
+        if let Some(new) = nodes
+            .iter()
+            .filter(|n| !n.voter && n.broker_id <= target)
+            .map(|n| n.broker_id)
+            .find(|id| !completed(op, StepKind::WaitInSync, Some(*id)))
+        {
+            return Step::WaitInSync(Some(new));
+        }
+    }
+    if !completed(op, StepKind::MovePartitions, None) {
+        return Step::MovePartitions;
+    }
+    if let Some(&broker) = leaving.first() {
+        // A leaving broker that is not serving (failed, or gone) has nothing to drain.
+        let serving = observed
+            .iter()
+            .any(|o| o.broker_id == broker && o.phase == NodePhase::Running);
+        if !serving {
+            return Step::RemoveNode(broker);
+        }
+        return [StepKind::CheckCanStop, StepKind::DrainBroker]
+            .into_iter()
+            .find(|kind| !completed(op, *kind, Some(broker)))
+            .map_or(Step::RemoveNode(broker), |kind| step_of(kind, broker));
+    }
+    if !completed(op, StepKind::ElectPreferredLeaders, None) {
+        return Step::ElectPreferredLeaders(None);
+    }
+    Step::FinishChange
 }

@@ -2,6 +2,7 @@
 //! recorded of its nodes, and what the platform observes -> the one next step. Pure: no I/O, no
 //! clock; the executor owns effects and time (e.g. the wait for brokers times out there).
 
+pub mod balance;
 mod change;
 
 use std::collections::BTreeMap;
@@ -67,6 +68,12 @@ pub enum Step {
     ApplySettings(Option<i32>),
     /// Grow the broker's persistent volume to the target size.
     GrowVolume(i32),
+    /// Before brokers leave: every topic fits on the brokers that remain.
+    CheckRemoval,
+    /// Reassign partitions until replicas and leaders are balanced over the desired brokers.
+    MovePartitions,
+    /// Remove a leaving broker (which leads and holds nothing any more): node, volume, record.
+    RemoveNode(i32),
     /// The change is carried out: the cluster is ACTIVE again.
     FinishChange,
     /// The operation cannot go on.
@@ -96,6 +103,9 @@ impl Step {
             Step::ElectPreferredLeaders(b) => (StepKind::ElectPreferredLeaders, *b),
             Step::ApplySettings(b) => (StepKind::ApplySettings, *b),
             Step::GrowVolume(b) => (StepKind::GrowVolume, Some(*b)),
+            Step::CheckRemoval => (StepKind::CheckRemoval, None),
+            Step::MovePartitions => (StepKind::MovePartitions, None),
+            Step::RemoveNode(b) => (StepKind::RemoveNode, Some(*b)),
             Step::FinishChange => (StepKind::FinishChange, None),
             Step::Fail { .. } | Step::Nothing => (StepKind::Fail, None),
         }
@@ -126,6 +136,9 @@ impl Step {
             Step::ApplySettings(Some(broker)) => format!("ApplySettings broker {broker}"),
             Step::ApplySettings(None) => "ApplySettings".into(),
             Step::GrowVolume(broker) => format!("GrowVolume broker {broker}"),
+            Step::CheckRemoval => "CheckRemoval".into(),
+            Step::MovePartitions => "MovePartitions".into(),
+            Step::RemoveNode(broker) => format!("RemoveNode broker {broker}"),
             Step::FinishChange => "FinishChange".into(),
             Step::Fail { .. } => "Fail".into(),
             Step::Nothing => "Nothing".into(),

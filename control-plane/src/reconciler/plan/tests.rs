@@ -283,10 +283,10 @@ fn failed_clusters_are_left_alone_until_deleted() {
 #[test]
 fn operations_this_release_cannot_carry_out_fail_clearly() {
     let desired = cluster(ClusterState::Active, 3);
-    let op = operation(OperationType::UpdateBrokerCount);
+    let op = operation(OperationType::UpdateBrokerType);
     assert!(matches!(
         plan(&desired, Some(&op), &[], &[], None),
-        Step::Fail { reason } if reason.contains("UPDATE_BROKER_COUNT")
+        Step::Fail { reason } if reason.contains("UPDATE_BROKER_TYPE")
     ));
 }
 
@@ -605,5 +605,125 @@ fn a_static_roll_gives_each_restarted_broker_its_dynamic_settings_once_in_sync()
     assert_eq!(
         plan(&desired, Some(&op), &all_running(), &nodes, None),
         Step::ApplySettings(None)
+    );
+}
+
+/// Brokers 1 to `count`, running, the first three voters of the quorum.
+fn scaled_nodes(count: i32) -> (Vec<NodeRecord>, Vec<ObservedNode>) {
+    let nodes = (1..=count)
+        .map(|id| {
+            let mut node = node(id, node_state::RUNNING, true);
+            node.voter = id <= 3;
+            node
+        })
+        .collect();
+    let observed = (1..=count).map(|id| seen(id, NodePhase::Running)).collect();
+    (nodes, observed)
+}
+
+#[test]
+fn a_scale_out_starts_the_new_brokers_then_moves_partitions_onto_them() {
+    let desired = cluster(ClusterState::Updating, 6);
+    let mut op = operation(OperationType::UpdateBrokerCount);
+    let (nodes, observed) = scaled_nodes(3);
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, None),
+        Step::AllocateNodes
+    );
+    let (mut nodes, mut observed) = scaled_nodes(6);
+    for node in nodes.iter_mut().skip(3) {
+        node.volume.location = None;
+    }
+    observed.truncate(3);
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, None),
+        Step::EnsureVolume(4)
+    );
+    for node in nodes.iter_mut() {
+        node.volume.location = Some("vol".into());
+    }
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, None),
+        Step::CreateNode(4)
+    );
+    let (_, observed) = scaled_nodes(6);
+    // The new brokers (observers) serve and catch up before anything moves.
+    for id in 4..=6 {
+        assert_eq!(
+            plan(&desired, Some(&op), &observed, &nodes, None),
+            Step::WaitInSync(Some(id))
+        );
+        done(&mut op, Step::WaitInSync(Some(id)));
+    }
+    for step in [
+        Step::MovePartitions,
+        Step::ElectPreferredLeaders(None),
+        Step::FinishChange,
+    ] {
+        assert_eq!(plan(&desired, Some(&op), &observed, &nodes, None), step);
+        done(&mut op, step);
+    }
+}
+
+#[test]
+fn a_scale_in_checks_then_empties_each_leaving_broker_before_removing_it() {
+    let desired = cluster(ClusterState::Updating, 3);
+    let mut op = operation(OperationType::UpdateBrokerCount);
+    let (mut nodes, mut observed) = scaled_nodes(6);
+    for step in [Step::CheckRemoval, Step::MovePartitions] {
+        assert_eq!(plan(&desired, Some(&op), &observed, &nodes, None), step);
+        done(&mut op, step);
+    }
+    for leaving in 4..=6 {
+        for step in [Step::CheckCanStop(leaving), Step::DrainBroker(leaving)] {
+            assert_eq!(plan(&desired, Some(&op), &observed, &nodes, None), step);
+            done(&mut op, step);
+        }
+        assert_eq!(
+            plan(&desired, Some(&op), &observed, &nodes, None),
+            Step::RemoveNode(leaving)
+        );
+        done(&mut op, Step::RemoveNode(leaving));
+        nodes.retain(|n| n.broker_id != leaving);
+        observed.retain(|o| o.broker_id != leaving);
+    }
+    for step in [Step::ElectPreferredLeaders(None), Step::FinishChange] {
+        assert_eq!(plan(&desired, Some(&op), &observed, &nodes, None), step);
+        done(&mut op, step);
+    }
+}
+
+#[test]
+fn a_staying_broker_that_failed_during_a_scale_in_is_replaced_first() {
+    let desired = cluster(ClusterState::Updating, 3);
+    let mut op = operation(OperationType::UpdateBrokerCount);
+    done(&mut op, Step::CheckRemoval);
+    let (nodes, mut observed) = scaled_nodes(6);
+    observed[1] = seen(2, NodePhase::Failed("exited".into()));
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, None),
+        Step::ReplaceNode(2)
+    );
+    // A leaving one is not: it is removed anyway.
+    let (nodes, mut observed) = scaled_nodes(6);
+    observed[4] = seen(5, NodePhase::Failed("exited".into()));
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, None),
+        Step::MovePartitions
+    );
+    done(&mut op, Step::MovePartitions);
+    for step in [
+        Step::CheckCanStop(4),
+        Step::DrainBroker(4),
+        Step::RemoveNode(4),
+    ] {
+        done(&mut op, step);
+    }
+    let nodes: Vec<NodeRecord> = nodes.into_iter().filter(|n| n.broker_id != 4).collect();
+    observed.retain(|o| o.broker_id != 4);
+    assert_eq!(
+        plan(&desired, Some(&op), &observed, &nodes, None),
+        Step::RemoveNode(5),
+        "nothing to drain"
     );
 }
