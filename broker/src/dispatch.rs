@@ -67,6 +67,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::AlterPartitionReassignments, 0, 0),
     api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::UnregisterBroker, 0, 0),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -206,6 +207,7 @@ async fn route(
         ElectLeaders => handlers::partition_admin::elect_leaders,
         AlterPartitionReassignments => handlers::partition_admin::alter_partition_reassignments,
         ListPartitionReassignments => handlers::partition_admin::list_partition_reassignments,
+        UnregisterBroker => handlers::partition_admin::unregister_broker,
         InitProducerId => handlers::producer_id::init_producer_id,
         FindCoordinator => handlers::groups::find_coordinator,
         JoinGroup => handlers::groups::join_group,
@@ -341,6 +343,11 @@ mod tests {
                         api.key,
                         version,
                         &ListPartitionReassignmentsRequest::default(),
+                    ),
+                    ApiKey::UnregisterBroker => request_frame(
+                        api.key,
+                        version,
+                        &UnregisterBrokerRequest::default().with_broker_id(BrokerId(99)),
                     ),
                     ApiKey::InitProducerId => {
                         request_frame(api.key, version, &InitProducerIdRequest::default())

@@ -2,8 +2,10 @@
 //! platform: an in-place upgrade from a broker built from an earlier commit (a real mixed-version
 //! cluster during the roll), a downtime upgrade, a static and a dynamic configuration change, a
 //! reboot of the active controller's broker, online volume growth, storage auto-expansion of a
-//! filling volume (and KAFKA_STORAGE_ERROR from a full one), and an in-place upgrade whose
-//! control plane is killed with SIGKILL in the middle. Throughout each, an idempotent acks=all producer and a
+//! filling volume (and KAFKA_STORAGE_ERROR from a full one), an in-place upgrade whose
+//! control plane is killed with SIGKILL in the middle, and a scale-out 3 -> 6 and back 6 -> 3
+//! (partitions reassigned under the replication throttle; leaving brokers emptied, drained,
+//! removed and unregistered). Throughout each, an idempotent acks=all producer and a
 //! consumer group run on a 3x3 topic (min.insync.replicas 2), and a checker proves that nothing
 //! acknowledged was lost or duplicated.
 //!
@@ -820,5 +822,185 @@ fn an_upgrade_survives_a_control_plane_kill_at_any_step() {
             .filter(|line| line.contains(&format!("broker_id={broker}")))
             .count();
         assert_eq!(stops, 1, "broker {broker} was stopped {stops} times");
+    }
+}
+
+fn node_ids(control_plane: &ControlPlane, cluster_id: &str) -> Vec<i64> {
+    let nodes = control_plane.json(
+        "GET",
+        &format!("/v1/clusters/{cluster_id}/nodes"),
+        None,
+        200,
+    );
+    let mut ids: Vec<i64> = nodes["nodeInfoList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["brokerId"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Every partition's placement, as a client sees it.
+fn placement(bootstrap: &str) -> Value {
+    let out = common::run_python("placement.py", &[bootstrap], Duration::from_secs(60))
+        .assert_success()
+        .stdout();
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Replicas and preferred leaders per broker: both within one of each other over `brokers`,
+/// every replica on one of them, every partition fully in sync.
+fn assert_balanced(control_plane: &ControlPlane, placement: &Value, brokers: &[i64]) {
+    let mut replicas: BTreeMap<i64, usize> = brokers.iter().map(|b| (*b, 0)).collect();
+    let mut preferred: BTreeMap<i64, usize> = replicas.clone();
+    for p in placement["partitions"].as_array().unwrap() {
+        let ids: Vec<i64> = p["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_i64().unwrap())
+            .collect();
+        for id in &ids {
+            *replicas
+                .get_mut(id)
+                .unwrap_or_else(|| panic!("a replica on broker {id}: {p}")) += 1;
+        }
+        *preferred.get_mut(&ids[0]).unwrap() += 1;
+        assert_eq!(
+            p["isr"].as_array().unwrap().len(),
+            ids.len(),
+            "not in sync: {p}"
+        );
+    }
+    for (what, counts) in [("replicas", &replicas), ("preferred leaders", &preferred)] {
+        let (min, max) = (counts.values().min(), counts.values().max());
+        assert!(
+            max.unwrap() - min.unwrap() <= 1,
+            "{what} per broker not balanced: {counts:?}\n{placement}\ncontrol plane log:\n{}",
+            control_plane.log_tail()
+        );
+    }
+    eprintln!("replicas per broker {replicas:?}, preferred leaders {preferred:?}");
+}
+
+/// Asks for `brokers` brokers; returns the operation id.
+fn scale(control_plane: &ControlPlane, cluster_id: &str, brokers: i64) -> String {
+    change(
+        control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/nodes/count"),
+        json!({
+            "targetNumberOfBrokerNodes": brokers,
+            "replicationThrottleBytesPerSecond": 10 << 20,
+        }),
+    )
+}
+
+/// Waits for a broker-count change; returns it and the last progress its MovePartitions
+/// step showed.
+fn wait_for_scale(
+    control_plane: &ControlPlane,
+    cluster_id: &str,
+    operation_id: &str,
+) -> (Value, Option<Value>) {
+    let mut progress = None;
+    let op = wait_for_operation(control_plane, cluster_id, operation_id, |op| {
+        for step in op["operationSteps"].as_array().into_iter().flatten() {
+            if step["stepName"] == "MovePartitions" && step["progress"].is_object() {
+                progress = Some(step["progress"].clone());
+            }
+        }
+    });
+    (op, progress)
+}
+
+#[test]
+fn scaling_out_to_six_and_back_to_three_moves_partitions_and_loses_nothing() {
+    let _serial = serial();
+    let control_plane = ControlPlane::start(Database::Sqlite);
+    let cluster_id = create_cluster(&control_plane, "scaling", CURRENT_VERSION, None);
+    let first_bootstrap = bootstrap(&control_plane, &cluster_id);
+    let workload = Workload::start(&first_bootstrap, TOPIC);
+    // More partitions than brokers, so that balance means something.
+    common::run_python(
+        "create_topic.py",
+        &[&first_bootstrap, "spread", "12", "3"],
+        Duration::from_secs(60),
+    )
+    .assert_success();
+
+    // Out: three more brokers, partitions balanced over all six.
+    let started = Instant::now();
+    let operation_id = scale(&control_plane, &cluster_id, 6);
+    let busy = control_plane.json(
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/nodes/count"),
+        Some(&json!({
+            "currentVersion": current_version(&control_plane, &cluster_id),
+            "targetNumberOfBrokerNodes": 9,
+        })),
+        409,
+    );
+    assert!(busy.to_string().contains("state"), "{busy}");
+    let (op, progress) = wait_for_scale(&control_plane, &cluster_id, &operation_id);
+    let out_seconds = started.elapsed().as_secs_f64();
+    let running = processes_mentioning(&format!("{cluster_id}/volumes/broker-4"));
+    assert!(
+        !running.is_empty(),
+        "broker 4 runs (its volume is on its command line)"
+    );
+    assert_eq!(
+        node_ids(&control_plane, &cluster_id),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    let progress = progress.expect("MovePartitions showed its progress");
+    assert!(progress["total"].as_u64().unwrap() > 0, "{progress}");
+    assert_eq!(progress["done"], progress["total"], "{progress}");
+    let grown = bootstrap(&control_plane, &cluster_id);
+    assert_eq!(grown.split(',').count(), 6, "{grown}");
+    let after_out = placement(&first_bootstrap);
+    assert_eq!(
+        after_out["brokers"],
+        json!([1, 2, 3, 4, 5, 6]),
+        "{after_out}"
+    );
+    assert_balanced(&control_plane, &after_out, &[1, 2, 3, 4, 5, 6]);
+    let steps: Vec<&str> = op["operationSteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["stepName"].as_str())
+        .collect();
+    eprintln!("scale-out 3 -> 6: {out_seconds:.1} s, steps {steps:?}, progress {progress}");
+
+    // In: back to three; the leaving brokers are emptied, drained and removed.
+    let started = Instant::now();
+    let operation_id = scale(&control_plane, &cluster_id, 3);
+    let (op, progress) = wait_for_scale(&control_plane, &cluster_id, &operation_id);
+    let in_seconds = started.elapsed().as_secs_f64();
+    let report = workload.stop();
+    eprintln!("scale-in 6 -> 3: {in_seconds:.1} s, progress {progress:?}, workload {report:?}");
+    report.assert_nothing_lost();
+    report.assert_no_produce_errors();
+    assert_eq!(node_ids(&control_plane, &cluster_id), vec![1, 2, 3]);
+    let shrunk = bootstrap(&control_plane, &cluster_id);
+    assert_eq!(shrunk.split(',').count(), 3, "{shrunk}");
+    let after_in = placement(&shrunk);
+    assert_eq!(after_in["brokers"], json!([1, 2, 3]), "{after_in}");
+    assert_balanced(&control_plane, &after_in, &[1, 2, 3]);
+    let steps = op["operationSteps"].to_string();
+    for removed in 4..=6 {
+        assert!(
+            steps.contains(&format!("RemoveNode broker {removed}")),
+            "{steps}"
+        );
+        // The agent's and the broker's command lines name the volume directory.
+        let left = processes_mentioning(&format!("{cluster_id}/volumes/broker-{removed}"));
+        assert!(
+            left.is_empty(),
+            "broker {removed}'s processes remain: {left:?}"
+        );
     }
 }

@@ -136,6 +136,13 @@ impl MetadataQuorum {
                 let done = leaderships_to_move(&self.metadata().borrow(), broker_id) == 0;
                 Ok(ControllerResponse::ShutdownProgress { done })
             }
+            ControllerRequest::UnregisterBroker { broker_id } => {
+                let outcome = self.write(Command::UnregisterBroker { broker_id }).await?;
+                self.remove_observer(broker_id)
+                    .await
+                    .map_err(|e| QuorumError::Unavailable(e.to_string()))?;
+                Ok(ControllerResponse::Outcome(outcome))
+            }
             ControllerRequest::Join { key, address } => {
                 if let Some(quorum) = self.this.upgrade() {
                     tokio::spawn(async move { quorum.reconcile_member(key, address).await });

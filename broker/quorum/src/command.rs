@@ -103,6 +103,12 @@ pub enum Command {
         broker_id: i32,
         block_size: i64,
     },
+    /// Kafka's UnregisterBroker: a broker removed from the cluster leaves the metadata;
+    /// refused while a partition still lists it. A broker that still runs registers again
+    /// with its next heartbeat.
+    UnregisterBroker {
+        broker_id: i32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +142,8 @@ pub enum Rejection {
     InvalidReplicaAssignment(String),
     #[error("broker {0} is not registered")]
     UnknownBroker(i32),
+    #[error("broker {0} still holds replicas of {1}")]
+    BrokerHoldsReplicas(i32, String),
     #[error("stale broker epoch")]
     StaleBrokerEpoch,
     #[error("not the leader of this partition")]

@@ -168,13 +168,7 @@ impl MetadataQuorum {
         if !self.is_leader() || key.node_id == self.config.node_id {
             return Ok(());
         }
-        let membership = self
-            .raft()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .clone();
+        let membership = self.current_membership();
         if membership.get_node(&key).is_none() {
             tracing::info!(%key, %address, "adding a learner");
             self.raft()
@@ -183,13 +177,7 @@ impl MetadataQuorum {
         }
         self.wait_caught_up(key).await?;
 
-        let membership = self
-            .raft()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .clone();
+        let membership = self.current_membership();
         let stale: BTreeSet<NodeKey> = membership
             .nodes()
             .map(|(k, _)| *k)
@@ -210,13 +198,7 @@ impl MetadataQuorum {
                     .await?;
             }
         }
-        let membership = self
-            .raft()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .clone();
+        let membership = self.current_membership();
         let leftover: BTreeSet<NodeKey> = stale
             .into_iter()
             .filter(|k| {
@@ -229,6 +211,42 @@ impl MetadataQuorum {
                 .await?;
         }
         Ok(())
+    }
+
+    /// On the leader: removes the learners of `broker_id`, unless it is a configured voter
+    /// (a voter leaves the quorum only by a membership change of the voters).
+    pub(crate) async fn remove_observer(&self, broker_id: i32) -> anyhow::Result<()> {
+        if self.config.voter(broker_id).is_some() {
+            return Ok(());
+        }
+        let _guard = self.active.membership_change.lock().await;
+        let membership = self.current_membership();
+        let learners: BTreeSet<NodeKey> = membership
+            .nodes()
+            .map(|(k, _)| *k)
+            .filter(|k| k.node_id == broker_id && !membership.voter_ids().any(|v| v == *k))
+            .collect();
+        if !learners.is_empty() {
+            tracing::info!(
+                broker_id,
+                ?learners,
+                "removing an unregistered observer from the membership"
+            );
+            self.raft()
+                .change_membership(ChangeMembers::RemoveNodes(learners), false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The membership as this node last applied it.
+    fn current_membership(&self) -> openraft::Membership<NodeKey, BasicNode> {
+        self.raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone()
     }
 
     /// Waits until the learner `key` has replicated the leader's log up to its commit index.

@@ -244,6 +244,18 @@ impl MetadataQuorum {
         }
     }
 
+    /// Kafka's UnregisterBroker: `broker_id`, removed from the cluster and holding no replica,
+    /// leaves the metadata and (an observer) the quorum's membership.
+    pub async fn unregister_broker(&self, broker_id: i32) -> Result<(), QuorumError> {
+        match self
+            .request(ControllerRequest::UnregisterBroker { broker_id })
+            .await?
+        {
+            ControllerResponse::Outcome(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Kafka's AlterPartition, from this broker as the partition's leader.
     pub async fn alter_partition(
         &self,

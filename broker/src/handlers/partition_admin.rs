@@ -35,6 +35,7 @@ fn kafka_error(error: &QuorumError) -> ResponseError {
             Rejection::InvalidReplicaAssignment(_) | Rejection::InvalidReplicationFactor(_) => {
                 ResponseError::InvalidReplicaAssignment
             }
+            Rejection::UnknownBroker(_) => ResponseError::BrokerIdNotRegistered,
             _ => ResponseError::InvalidRequest,
         },
         QuorumError::NotLeader { .. } | QuorumError::Unavailable(_) => ResponseError::NotController,
@@ -199,4 +200,24 @@ pub async fn list_partition_reassignments(
         })
         .collect();
     ListPartitionReassignmentsResponse::default().with_topics(topics)
+}
+
+/// Kafka's UnregisterBroker (what `kafka-cluster.sh unregister` sends): a broker taken out of
+/// the cluster leaves the metadata, so that clients and DescribeCluster stop listing it. Refused
+/// while a partition still has a replica on it.
+pub async fn unregister_broker(
+    broker: &Arc<Broker>,
+    _header: &RequestHeader,
+    request: UnregisterBrokerRequest,
+) -> UnregisterBrokerResponse {
+    let broker_id = request.broker_id.0;
+    match broker.quorum.unregister_broker(broker_id).await {
+        Ok(()) => {
+            info!(broker_id, "broker unregistered");
+            UnregisterBrokerResponse::default()
+        }
+        Err(error) => UnregisterBrokerResponse::default()
+            .with_error_code(kafka_error(&error).code())
+            .with_error_message(Some(str_bytes(error.to_string()))),
+    }
 }

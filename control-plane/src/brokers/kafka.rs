@@ -1,5 +1,5 @@
 //! The Kafka requests the control plane sends, one connection per request (they are rare):
-//! Metadata v9 (all topics), ElectLeaders v1 (preferred, every partition) and
+//! Metadata v9 (all topics, and the group offsets topic by name), ElectLeaders v1 (preferred, every partition) and
 //! IncrementalAlterConfigs v0 (a broker's dynamic settings).
 
 use std::collections::BTreeMap;
@@ -9,10 +9,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, RequestHeader,
-    ResponseHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +24,8 @@ use super::BrokerError;
 /// Metadata of a large cluster fits many times over.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const METADATA_VERSION: i16 = 9;
+/// Kafka's internal topic of committed group offsets.
+const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const ELECT_LEADERS_VERSION: i16 = 1;
 const PREFERRED_ELECTION: i8 = 0;
 const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 0;
@@ -68,7 +71,7 @@ pub async fn metadata(address: &str, timeout: Duration) -> Result<ClusterView, B
     let request = MetadataRequest::default()
         .with_topics(None)
         .with_allow_auto_topic_creation(false);
-    let response: MetadataResponse = call(
+    let mut response: MetadataResponse = call(
         address,
         ApiKey::Metadata,
         METADATA_VERSION,
@@ -76,6 +79,33 @@ pub async fn metadata(address: &str, timeout: Duration) -> Result<ClusterView, B
         timeout,
     )
     .await?;
+    // Millrace brokers leave internal topics out of an all-topics answer; the group offsets
+    // are partitions to keep in sync and to move like any other, so they are asked for by name.
+    if !response
+        .topics
+        .iter()
+        .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == OFFSETS_TOPIC))
+    {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                TopicName(StrBytes::from_static_str(OFFSETS_TOPIC)),
+            ))]))
+            .with_allow_auto_topic_creation(false);
+        let offsets: MetadataResponse = call(
+            address,
+            ApiKey::Metadata,
+            METADATA_VERSION,
+            &request,
+            timeout,
+        )
+        .await?;
+        response.topics.extend(
+            offsets
+                .topics
+                .into_iter()
+                .filter(|t| t.error_code == 0 && !t.partitions.is_empty()),
+        );
+    }
     let broker_addresses = response
         .brokers
         .iter()

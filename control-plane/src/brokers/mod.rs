@@ -238,6 +238,17 @@ impl Brokers {
         reassign::alter(&controller, moves, REQUEST_TIMEOUT).await
     }
 
+    /// Takes a removed broker out of the cluster metadata (Kafka's UnregisterBroker, to the
+    /// active controller). Answers whether it was registered.
+    pub async fn unregister(
+        &self,
+        bootstrap: &[String],
+        broker_id: i32,
+    ) -> Result<bool, BrokerError> {
+        let controller = self.controller(bootstrap).await?;
+        reassign::unregister(&controller, broker_id, REQUEST_TIMEOUT).await
+    }
+
     /// Sets (Some) or removes (None) broker `broker_id`'s replication throttle, leaving its
     /// other dynamic settings as they are.
     pub async fn set_replication_throttle(

@@ -1,6 +1,7 @@
 //! Moving partitions between brokers: Kafka's AlterPartitionReassignments and
 //! ListPartitionReassignments (v0, which every broker version we run answers), sent to the active
-//! controller's broker, whose metadata is never behind.
+//! controller's broker, whose metadata is never behind; and UnregisterBroker v0 for a broker
+//! that was removed.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
+    UnregisterBrokerRequest, UnregisterBrokerResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -149,5 +151,35 @@ fn answered_error(address: &str, api: &str, code: i16, message: Option<&str>) ->
             "{api} answered error code {code}{}",
             message.map(|m| format!(": {m}")).unwrap_or_default()
         ),
+    }
+}
+
+/// Kafka's BROKER_ID_NOT_REGISTERED.
+const BROKER_ID_NOT_REGISTERED: i16 = 102;
+
+/// Unregisters `broker_id`; answers false when it was not registered (already done).
+pub async fn unregister(
+    address: &str,
+    broker_id: i32,
+    timeout: Duration,
+) -> Result<bool, BrokerError> {
+    let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(broker_id));
+    let response: UnregisterBrokerResponse = call(
+        address,
+        ApiKey::UnregisterBroker,
+        VERSION,
+        &request,
+        timeout,
+    )
+    .await?;
+    match response.error_code {
+        0 => Ok(true),
+        BROKER_ID_NOT_REGISTERED => Ok(false),
+        code => Err(answered_error(
+            address,
+            "UnregisterBroker",
+            code,
+            response.error_message.as_deref(),
+        )),
     }
 }

@@ -113,6 +113,13 @@ impl Reconciler {
             .filter(|n| n.broker_id <= target_count)
             .map(|n| (n.broker_id, n.zone.clone()))
             .collect();
+        // The moves in progress first, the metadata second: a move that ends between the two
+        // is then seen done in the metadata, never as its replicas old and new together with
+        // no reassignment to say which ones are leaving.
+        let ongoing = match self.brokers.reassignments(&bootstrap).await {
+            Ok(ongoing) => ongoing,
+            Err(error) => return self.wait_or_fail(pass, step, &error.to_string()).await,
+        };
         let view = match self.brokers.cluster_view(&bootstrap).await {
             Ok(view) => view,
             Err(error) => return self.wait_or_fail(pass, step, &error.to_string()).await,
@@ -124,10 +131,6 @@ impl Reconciler {
             let why = format!("broker {missing} is not registered with the controller");
             return self.wait_or_fail(pass, step, &why).await;
         }
-        let ongoing = match self.brokers.reassignments(&bootstrap).await {
-            Ok(ongoing) => ongoing,
-            Err(error) => return self.wait_or_fail(pass, step, &error.to_string()).await,
-        };
         let in_flight = |p: &crate::brokers::PartitionView| -> Option<&Reassigning> {
             ongoing
                 .iter()
@@ -158,6 +161,12 @@ impl Reconciler {
                     .any(|r| r.topic == m.topic && r.partition == m.partition)
             })
             .collect();
+        tracing::debug!(
+            ongoing = ongoing.len(),
+            pending = pending.len(),
+            partitions = current.len(),
+            "partition moves"
+        );
         let left = (pending.len() + ongoing.len()) as u32;
         let progress = self.progress(pass, step, left);
         let throttle = pass
@@ -376,6 +385,25 @@ impl Reconciler {
             info!(broker_id, "removing the broker's node");
             self.platform.delete_node(cluster_id, broker_id).await?;
         }
+        // Out of the metadata, so that clients stop seeing it (a broker version without
+        // UnregisterBroker leaves it listed as fenced).
+        let remaining: Vec<ObservedNode> = observed
+            .iter()
+            .filter(|o| o.broker_id != broker_id)
+            .cloned()
+            .collect();
+        let unregistered = match self
+            .brokers
+            .unregister(&serving(&remaining), broker_id)
+            .await
+        {
+            Ok(true) => "unregistered",
+            Ok(false) => "not registered",
+            Err(error) => {
+                warn!(broker_id, %error, "could not unregister the removed broker");
+                "left registered (fenced)"
+            }
+        };
         if let Some(node) = nodes.iter().find(|n| n.broker_id == broker_id) {
             if node.volume.persistent {
                 self.platform.delete_volume(cluster_id, broker_id).await?;
@@ -385,7 +413,9 @@ impl Reconciler {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(error) => return Err(error.into()),
         }
-        let note = format!("broker {broker_id} removed with its volume; it held no replica");
+        let note = format!(
+            "broker {broker_id} removed with its volume ({unregistered}); it held no replica"
+        );
         self.done(pass, step, &note).await
     }
 }

@@ -205,6 +205,27 @@ fn apply_to(cluster: &mut ClusterMetadata, command: &Command, index: u64) -> Com
             next.partition_epoch = current.partition_epoch + 1;
             Ok(replace_partition(cluster, topic, next))
         }
+        Command::UnregisterBroker { broker_id } => {
+            if !cluster.brokers.contains_key(broker_id) {
+                return Err(Rejection::UnknownBroker(*broker_id));
+            }
+            let held: Vec<String> = cluster
+                .partitions()
+                .filter(|(_, p)| {
+                    p.replicas.contains(broker_id) || p.adding_replicas.contains(broker_id)
+                })
+                .map(|(topic, p)| format!("{topic}-{}", p.partition))
+                .collect();
+            if !held.is_empty() {
+                let first: Vec<&str> = held.iter().take(5).map(String::as_str).collect();
+                return Err(Rejection::BrokerHoldsReplicas(
+                    *broker_id,
+                    format!("{} partition(s): {}", held.len(), first.join(", ")),
+                ));
+            }
+            cluster.brokers.remove(broker_id);
+            Ok(CommandOutcome::Done)
+        }
         Command::AllocateProducerIdBlock {
             broker_id,
             block_size,

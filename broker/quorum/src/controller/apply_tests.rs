@@ -356,3 +356,24 @@ fn explicit_reassignment_completion_waits_for_the_isr() {
         Err(Rejection::NoReassignmentInProgress)
     );
 }
+
+#[test]
+fn a_broker_leaves_the_metadata_once_no_partition_lists_it() {
+    let mut log = Log::new();
+    for id in 1..=4 {
+        log.live_broker(id);
+    }
+    log.create("orders", vec![vec![1, 2, 4]]).unwrap();
+    let unregister = |broker_id| Command::UnregisterBroker { broker_id };
+    assert!(matches!(
+        log.apply(unregister(4)),
+        Err(Rejection::BrokerHoldsReplicas(4, held)) if held.contains("orders-0")
+    ));
+    assert!(log.cluster.broker(4).is_some(), "refused: still registered");
+    assert_eq!(log.apply(unregister(3)), Ok(CommandOutcome::Done));
+    assert!(log.cluster.broker(3).is_none());
+    assert_eq!(log.apply(unregister(3)), Err(Rejection::UnknownBroker(3)));
+    // Registered again by its next heartbeat, should it still run.
+    log.live_broker(3);
+    assert!(log.cluster.broker(3).is_some());
+}

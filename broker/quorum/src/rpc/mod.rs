@@ -55,6 +55,10 @@ pub enum ControllerRequest {
         key: NodeKey,
         address: String,
     },
+    /// A removed broker leaves the metadata and, if it was an observer, the membership.
+    UnregisterBroker {
+        broker_id: i32,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
