@@ -1004,3 +1004,59 @@ fn scaling_out_to_six_and_back_to_three_moves_partitions_and_loses_nothing() {
         );
     }
 }
+
+/// Each node's broker type, as the local platform recorded the node it started.
+fn node_types(control_plane: &ControlPlane, cluster_id: &str) -> BTreeMap<i64, String> {
+    (1..=3)
+        .map(|id| {
+            let path = control_plane
+                .platform_root()
+                .join(cluster_id)
+                .join(format!("nodes/broker-{id}/node.json"));
+            let record: Value = serde_json::from_str(
+                &std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            )
+            .unwrap();
+            (id, record["instanceType"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_broker_type_change_replaces_each_node_in_turn_and_loses_nothing() {
+    let _serial = serial();
+    let control_plane = ControlPlane::start(Database::Sqlite);
+    let cluster_id = create_cluster(&control_plane, "retyped", CURRENT_VERSION, None);
+    assert!(node_types(&control_plane, &cluster_id)
+        .values()
+        .all(|t| t == "kafka.m5.large"));
+    let workload = Workload::start(&bootstrap(&control_plane, &cluster_id), TOPIC);
+    let started = Instant::now();
+    let operation_id = change(
+        &control_plane,
+        "PUT",
+        &format!("/v1/clusters/{cluster_id}/nodes/type"),
+        json!({ "targetInstanceType": "kafka.m5.xlarge" }),
+    );
+    let op = wait_for_operation(&control_plane, &cluster_id, &operation_id, |_| {});
+    let workload = workload.stop();
+    report("broker type change", &workload, started);
+    workload.assert_nothing_lost();
+    workload.assert_no_produce_errors();
+    assert_every_step_complete(&op);
+    let mut restarted = restarted_brokers(&op);
+    restarted.sort();
+    assert_eq!(restarted, ["1", "2", "3"], "{op:#}");
+    assert_eq!(
+        node_types(&control_plane, &cluster_id),
+        (1..=3)
+            .map(|id| (id, "kafka.m5.xlarge".to_owned()))
+            .collect()
+    );
+    let described = control_plane.json("GET", &format!("/v1/clusters/{cluster_id}"), None, 200);
+    assert_eq!(
+        described["brokerNodeGroupInfo"]["instanceType"], "kafka.m5.xlarge",
+        "{described}"
+    );
+}

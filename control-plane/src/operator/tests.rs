@@ -52,6 +52,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         run: |store| Box::pin(a_version_change_starts_an_upgrade(store)),
     },
     Scenario {
+        name: "a type change starts a roll",
+        run: |store| Box::pin(a_type_change_starts_a_roll(store)),
+    },
+    Scenario {
         name: "a count change starts a scale-out",
         run: |store| Box::pin(a_count_change_starts_a_scale_out(store)),
     },
@@ -348,33 +352,9 @@ async fn spec_changes_go_through_the_update_path(store: Store) -> Vec<RecordedRe
     assert_eq!(condition(&status, "Degraded")["status"], "False");
     let retagged = with_status(&retagged, &status);
 
-    // Another broker type: valid, and refused as the REST API refuses it (not carried out
-    // yet).
-    let mut scaled = bumped(&retagged);
-    scaled.spec.broker_node_group_info.instance_type = "kafka.m5.xlarge".into();
-    let refused = reconcile_expecting(&ctx, &mut server, &scaled, 1, true).await;
-    assert!(refused.result.is_ok());
-    assert_eq!(refused.events[0].0, "Warning");
-    assert_eq!(refused.events[0].1, "UpdateNotSupported");
-    let status = refused.status.unwrap();
-    let degraded = condition(&status, "Degraded");
-    assert_eq!(degraded["status"], "True");
-    assert_eq!(degraded["reason"], "UpdateNotSupported");
-    let message = degraded["message"].as_str().unwrap();
-    assert!(
-        message.contains("spec.brokerNodeGroupInfo.instanceType")
-            && message.contains("UPDATE_BROKER_TYPE"),
-        "{message}"
-    );
-    assert_eq!(condition(&status, "Ready")["status"], "True");
-    let after = cluster_of(&store, "uid-payments").await.unwrap();
-    assert_eq!(after.spec, before.spec);
-    assert_eq!(after.current_version, before.current_version);
-
     // A smaller volume: the spec's size is a lower bound (volumes never shrink, and
     // auto-expansion may have grown them past it), so it asks for nothing.
-    let mut shrunk = bumped(&with_status(&scaled, &status));
-    shrunk.spec.broker_node_group_info.instance_type = "kafka.m5.large".into();
+    let mut shrunk = bumped(&retagged);
     shrunk
         .spec
         .broker_node_group_info
@@ -466,6 +446,25 @@ async fn a_version_change_starts_an_upgrade(store: Store) -> Vec<RecordedRequest
             .to_string()
             .contains("RestartAllBrokers"),
         "{status}"
+    );
+    server.recorded
+}
+
+async fn a_type_change_starts_a_roll(store: Store) -> Vec<RecordedRequest> {
+    let (client, mut server) = ApiServer::new();
+    let ctx = context(client, &store);
+    let bigger = active_cluster(&store, &ctx, &mut server, "bigger", "uid-bigger").await;
+    let mut changed = bumped(&bigger);
+    changed.spec.broker_node_group_info.instance_type = "kafka.m5.xlarge".into();
+    let started = reconcile_expecting(&ctx, &mut server, &changed, 1, true).await;
+    assert!(started.result.is_ok(), "{:?}", started.result);
+    assert_eq!(started.events[0].1, "Updating");
+    let status = started.status.unwrap();
+    assert_eq!(status["currentOperation"]["type"], "UPDATE_BROKER_TYPE");
+    let stored = cluster_of(&store, "uid-bigger").await.unwrap();
+    assert_eq!(
+        stored.spec.broker_node_group.instance_type.name(),
+        "kafka.m5.xlarge"
     );
     server.recorded
 }

@@ -104,7 +104,18 @@ impl ClustersService {
                     )
                     .into());
                 }
-                Err(ServiceError::NotSupported(not_yet(change)))
+                // Another type of an instance-store cluster means another disk on every
+                // broker: each replacement would start empty.
+                if cluster.spec.broker_node_group.storage == StorageInfo::InstanceStore {
+                    return Err(ServiceError::NotSupported(format!(
+                        "{}: the cluster uses instance storage, whose disks a broker type \
+                         change replaces (every broker starting empty and copying its \
+                         partitions back); only clusters on persistent volumes change type in \
+                         this release",
+                        not_yet(change)
+                    )));
+                }
+                Ok(())
             }
             ClusterChange::BrokerStorage { target } => {
                 // Against the volumes as they are: a growth that failed half-way is retried

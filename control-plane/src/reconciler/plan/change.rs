@@ -8,6 +8,10 @@
 //! availability worse), then by id, the active controller last (so the quorum's leadership
 //! moves once, not at every restart). The downtime strategy restarts every broker at once.
 //!
+//! A broker type change (persistent volumes only) is the same roll: each restart replaces the
+//! broker's node with one of the new type (a new pod with the new resources on Kubernetes), its
+//! volume re-attached.
+//!
 //! A configuration change whose settings are all dynamic restarts nothing: each broker in turn
 //! is given the new settings (`ApplySettings`). Every roll gives each restarted broker the
 //! configuration's dynamic settings once it is back in sync (they are kept by the broker and
@@ -49,6 +53,7 @@ pub(super) fn plan_change(
         OperationType::UpdateBrokerCount => plan_count(desired, op, observed, nodes),
         OperationType::UpdateClusterKafkaVersion
         | OperationType::UpdateClusterConfiguration
+        | OperationType::UpdateBrokerType
         | OperationType::RebootNode => match op.parameters.upgrade_strategy {
             _ if op.operation_type == OperationType::UpdateClusterConfiguration
                 && op
